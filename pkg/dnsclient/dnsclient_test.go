@@ -1,0 +1,131 @@
+package dnsclient_test
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/miekg/dns"
+
+	"github.com/relayctl/relayctl/pkg/dnsclient"
+	"github.com/relayctl/relayctl/pkg/dnstest"
+)
+
+const zone = `
+$ORIGIN example.test.
+@        TXT  "v=spf1 -all"
+www      A    192.0.2.1
+alias    CNAME www
+a.b.c    A    192.0.2.2
+*.wild   TXT  "wildcard"
+big      TXT  "` + "%s" + `"
+`
+
+func newClient(t *testing.T, srv *dnstest.Server, opts ...dnsclient.Option) *dnsclient.Client {
+	t.Helper()
+	c, err := dnsclient.New([]string{srv.Addr()}, opts...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+func TestOutcomes(t *testing.T) {
+	big := strings.Repeat("x", 250)
+	z := strings.Replace(zone, "%s", big+`" "`+big+`" "`+big+`" "`+big+`" "`+big+`" "`+big, 1)
+	srv := dnstest.Start(t, z)
+	srv.Set("fail.example.test", 0, dnstest.ServFail)
+	srv.Set("refused.example.test", 0, dnstest.Refused)
+	srv.Set("slow.example.test", 0, dnstest.Timeout)
+	rec := &dnsclient.Recorder{}
+	c := newClient(t, srv, dnsclient.WithTimeout(200*time.Millisecond), dnsclient.WithHook(rec.Hook))
+	ctx := context.Background()
+
+	cases := []struct {
+		name    string
+		qtype   uint16
+		outcome dnsclient.Outcome
+		err     error
+	}{
+		{"example.test", dns.TypeTXT, dnsclient.OutcomeAnswer, nil},
+		{"example.test", dns.TypeA, dnsclient.OutcomeNoData, nil},
+		{"b.c.example.test", dns.TypeA, dnsclient.OutcomeNoData, nil}, // empty non-terminal
+		{"nope.example.test", dns.TypeA, dnsclient.OutcomeNXDomain, nil},
+		{"alias.example.test", dns.TypeA, dnsclient.OutcomeAnswer, nil},
+		{"x.wild.example.test", dns.TypeTXT, dnsclient.OutcomeAnswer, nil},
+		{"big.example.test", dns.TypeTXT, dnsclient.OutcomeAnswer, nil},
+		{"fail.example.test", dns.TypeA, dnsclient.OutcomeServFail, dnsclient.ErrServFail},
+		{"refused.example.test", dns.TypeA, dnsclient.OutcomeServFail, dnsclient.ErrServFail},
+		{"slow.example.test", dns.TypeA, dnsclient.OutcomeTimeout, dnsclient.ErrTimeout},
+	}
+	for _, tc := range cases {
+		resp, err := c.Exchange(ctx, tc.name, tc.qtype)
+		if tc.err != nil {
+			var qe *dnsclient.QueryError
+			if !errors.Is(err, tc.err) || !errors.As(err, &qe) || qe.Outcome != tc.outcome {
+				t.Errorf("%s: err = %v, want %v", tc.name, err, tc.err)
+			} else if !strings.Contains(err.Error(), srv.Addr()) {
+				t.Errorf("%s: error %q does not name the server", tc.name, err)
+			}
+			continue
+		}
+		if err != nil {
+			t.Fatalf("%s: %v", tc.name, err)
+		}
+		if resp.Outcome != tc.outcome {
+			t.Errorf("%s %s: outcome %v, want %v", tc.name, dns.TypeToString[tc.qtype], resp.Outcome, tc.outcome)
+		}
+	}
+	txt, _, err := dnsclient.LookupTXT(ctx, c, "big.example.test")
+	if err != nil || len(txt) != 1 || len(txt[0]) != 1500 {
+		t.Errorf("big TXT over TCP: %d records, err %v", len(txt), err)
+	}
+	var sawTCP bool
+	for _, q := range rec.Queries() {
+		sawTCP = sawTCP || q.TCP
+	}
+	if !sawTCP {
+		t.Error("truncated answer was not retried over TCP")
+	}
+	ips, _, err := dnsclient.LookupIP(ctx, c, "alias.example.test", dns.TypeA)
+	if err != nil || len(ips) != 1 || ips[0].String() != "192.0.2.1" {
+		t.Errorf("CNAME chase: %v %v", ips, err)
+	}
+	// one retry on timeout: the server saw two queries for slow.
+	n := 0
+	for _, l := range srv.Log() {
+		if strings.HasPrefix(l, "slow.example.test.") {
+			n++
+		}
+	}
+	if n != 2 {
+		t.Errorf("timeout retried %d times, want 2 queries", n)
+	}
+}
+
+func TestUnreachable(t *testing.T) {
+	c, err := dnsclient.New([]string{"127.0.0.1:1"}, dnsclient.WithTimeout(300*time.Millisecond))
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = c.Exchange(context.Background(), "example.test", dns.TypeA)
+	if err == nil || !strings.Contains(err.Error(), "127.0.0.1:1") {
+		t.Fatalf("err = %v, want one naming the server", err)
+	}
+}
+
+func TestNormalizeServer(t *testing.T) {
+	for in, want := range map[string]string{"127.0.0.1": "127.0.0.1:53", "127.0.0.1:5353": "127.0.0.1:5353", "::1": "[::1]:53", "[::1]:54": "[::1]:54"} {
+		got, err := dnsclient.NormalizeServer(in)
+		if err != nil || got != want {
+			t.Errorf("%s: %s %v, want %s", in, got, err, want)
+		}
+	}
+	for _, bad := range []string{"", "1.2.3.4:notaport", ":53"} {
+		if _, err := dnsclient.NormalizeServer(bad); err == nil {
+			t.Errorf("%q accepted", bad)
+		}
+	}
+}
