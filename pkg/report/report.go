@@ -85,7 +85,9 @@ func (r *Report) Add(code string, sev Severity, format string, args ...any) {
 func (r *Report) Error(code, format string, args ...any) { r.Add(code, SeverityError, format, args...) }
 
 // Warn adds a warning finding.
-func (r *Report) Warn(code, format string, args ...any) { r.Add(code, SeverityWarning, format, args...) }
+func (r *Report) Warn(code, format string, args ...any) {
+	r.Add(code, SeverityWarning, format, args...)
+}
 
 // Info adds an informational finding.
 func (r *Report) Info(code, format string, args ...any) { r.Add(code, SeverityInfo, format, args...) }
