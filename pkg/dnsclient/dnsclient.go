@@ -343,10 +343,44 @@ func LookupTXT(ctx context.Context, r Resolver, name string) ([]string, *Respons
 	}
 	var out []string
 	for _, rr := range resp.Records() {
-		out = append(out, strings.Join(rr.(*dns.TXT).Txt, ""))
+		var b strings.Builder
+		for _, part := range rr.(*dns.TXT).Txt {
+			b.WriteString(UnescapeTXT(part))
+		}
+		out = append(out, b.String())
 	}
 	return out, resp, nil
 }
+
+// UnescapeTXT turns a character-string as miekg/dns holds it (presentation
+// format: `\"`, `\\`, `\DDD`) back into its raw bytes, so that callers
+// see exactly what the zone published (RFC 1035 §5.1).
+func UnescapeTXT(s string) string {
+	if !strings.Contains(s, `\`) {
+		return s
+	}
+	b := make([]byte, 0, len(s))
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if c != '\\' || i+1 >= len(s) {
+			b = append(b, c)
+			continue
+		}
+		if i+3 < len(s) && isDigit(s[i+1]) && isDigit(s[i+2]) && isDigit(s[i+3]) {
+			n := int(s[i+1]-'0')*100 + int(s[i+2]-'0')*10 + int(s[i+3]-'0')
+			if n <= 255 {
+				b = append(b, byte(n))
+				i += 3
+				continue
+			}
+		}
+		b = append(b, s[i+1])
+		i++
+	}
+	return string(b)
+}
+
+func isDigit(c byte) bool { return c >= '0' && c <= '9' }
 
 // LookupIP returns the addresses of type A or AAAA at name.
 func LookupIP(ctx context.Context, r Resolver, name string, qtype uint16) ([]net.IP, *Response, error) {

@@ -129,3 +129,30 @@ func TestNormalizeServer(t *testing.T) {
 		}
 	}
 }
+
+// TXT strings come back as the zone published them, not in miekg/dns's
+// escaped presentation form: quotes, backslashes and 8-bit bytes included.
+func TestLookupTXTUnescapes(t *testing.T) {
+	srv := dnstest.Start(t, `esc.example.test. 300 IN TXT "a\"b" "c\\d" "\195\175" "x;y"`)
+	c, err := dnsclient.New([]string{srv.Addr()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	txt, _, err := dnsclient.LookupTXT(context.Background(), c, "esc.example.test")
+	if err != nil || len(txt) != 1 {
+		t.Fatalf("got %q, %v", txt, err)
+	}
+	if want := "a\"bc\\d\xc3\xafx;y"; txt[0] != want {
+		t.Errorf("TXT = %q, want %q", txt[0], want)
+	}
+}
+
+func TestUnescapeTXT(t *testing.T) {
+	for in, want := range map[string]string{
+		`plain`: "plain", `\"q\"`: `"q"`, `\\`: `\`, `\065B`: "AB", `\999`: "999", `end\`: `end\`,
+	} {
+		if got := dnsclient.UnescapeTXT(in); got != want {
+			t.Errorf("UnescapeTXT(%q) = %q, want %q", in, got, want)
+		}
+	}
+}
