@@ -11,6 +11,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/relayctl/relayctl/cmd/blocklist"
 	"github.com/relayctl/relayctl/cmd/check"
 	"github.com/relayctl/relayctl/cmd/cmdutil"
 	"github.com/relayctl/relayctl/pkg/report"
@@ -80,6 +81,7 @@ RELAYCTL_RESOLVER=127.0.0.1:53), in that order of precedence.
 	root.SetIn(f.IO.In)
 
 	root.AddCommand(check.NewCmdCheck(f))
+	root.AddCommand(blocklist.NewCmdBlocklist(f, nil))
 	return root
 }
 
