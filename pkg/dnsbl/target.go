@@ -131,9 +131,12 @@ func ParseDomain(s string) (string, error) {
 	if strings.ContainsAny(s, ":") {
 		return "", fmt.Errorf("%w: %q is not a valid IP address or domain name", ErrTarget, s)
 	}
-	a, err := idna.Lookup.ToASCII(s)
-	if err != nil {
-		return "", fmt.Errorf("%w: %q is not a valid domain name: %v", ErrTarget, s, err)
+	a := s
+	if strings.IndexFunc(s, func(r rune) bool { return r >= 0x80 }) >= 0 { // IDNA2008 (RFC 5891) for U-labels only
+		var err error
+		if a, err = idna.Lookup.ToASCII(s); err != nil {
+			return "", fmt.Errorf("%w: %q is not a valid domain name: %v", ErrTarget, s, err)
+		}
 	}
 	a = strings.ToLower(a)
 	labels := strings.Split(a, ".")
