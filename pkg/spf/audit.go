@@ -254,7 +254,7 @@ func (w *walker) walk(n *Node, rec *Record, path []string, top bool) {
 	}
 
 	type job struct {
-		term  int   // index in n.Terms, or -1
+		term  int // index in n.Terms, or -1
 		mech  Mechanism
 		child *Node // for include/redirect
 	}
