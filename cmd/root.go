@@ -13,6 +13,7 @@ import (
 
 	"github.com/relayctl/relayctl/cmd/check"
 	"github.com/relayctl/relayctl/cmd/cmdutil"
+	dkimcmd "github.com/relayctl/relayctl/cmd/dkim"
 	"github.com/relayctl/relayctl/pkg/report"
 )
 
@@ -80,6 +81,7 @@ RELAYCTL_RESOLVER=127.0.0.1:53), in that order of precedence.
 	root.SetIn(f.IO.In)
 
 	root.AddCommand(check.NewCmdCheck(f))
+	root.AddCommand(dkimcmd.NewCmdDKIM(f))
 	return root
 }
 
