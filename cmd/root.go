@@ -14,6 +14,7 @@ import (
 
 	"github.com/relayctl/relayctl/cmd/check"
 	"github.com/relayctl/relayctl/cmd/cmdutil"
+	dkimcmd "github.com/relayctl/relayctl/cmd/dkim"
 	"github.com/relayctl/relayctl/cmd/send"
 	"github.com/relayctl/relayctl/pkg/report"
 )
@@ -82,6 +83,7 @@ RELAYCTL_RESOLVER=127.0.0.1:53), in that order of precedence.
 	root.SetIn(f.IO.In)
 
 	root.AddCommand(check.NewCmdCheck(f))
+	root.AddCommand(dkimcmd.NewCmdDKIM(f))
 	root.AddCommand(send.NewCmdSend(f, nil))
 	root.AddCommand(send.NewCmdSendmail(f, nil))
 	return root
