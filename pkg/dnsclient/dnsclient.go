@@ -366,7 +366,34 @@ func sameQuestion(in, m *dns.Msg) bool {
 		return false
 	}
 	a, b := in.Question[0], m.Question[0]
-	return a.Qtype == b.Qtype && a.Qclass == b.Qclass && strings.EqualFold(a.Name, b.Name)
+	return a.Qtype == b.Qtype && a.Qclass == b.Qclass && sameName(a.Name, b.Name)
+}
+
+// sameName compares names in wire form: an unpacked name is in escaped
+// presentation form ("a\ b"), the name we sent may hold the raw bytes.
+func sameName(x, y string) bool {
+	if strings.EqualFold(x, y) {
+		return true
+	}
+	bx, by := make([]byte, 256), make([]byte, 256)
+	nx, errx := dns.PackDomainName(x, bx, 0, nil, false)
+	ny, erry := dns.PackDomainName(y, by, 0, nil, false)
+	if errx != nil || erry != nil || nx != ny {
+		return false
+	}
+	for i := range nx { // RFC 4343: ASCII case-insensitive, other bytes exact
+		if lower(bx[i]) != lower(by[i]) {
+			return false
+		}
+	}
+	return true
+}
+
+func lower(c byte) byte {
+	if c >= 'A' && c <= 'Z' {
+		return c + 'a' - 'A'
+	}
+	return c
 }
 
 func (c *Client) getUDP(ctx context.Context, server string) (*udpConn, error) {
