@@ -75,9 +75,9 @@ type Queue struct {
 }
 
 type item struct {
-	id    string
-	at    time.Time // earliest NextAttempt of a queued/deferred recipient
-	pos   int       // index in due heap, -1 when not in it
+	id  string
+	at  time.Time // earliest NextAttempt of a queued/deferred recipient
+	pos int       // index in due heap, -1 when not in it
 }
 
 // Open opens (creating with mode 0700) the spool directory dir and
