@@ -5,14 +5,19 @@ package cmd
 import (
 	"errors"
 	"fmt"
+	"path/filepath"
 	"slices"
 	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
 
+	"github.com/relayctl/relayctl/cmd/blocklist"
 	"github.com/relayctl/relayctl/cmd/check"
 	"github.com/relayctl/relayctl/cmd/cmdutil"
+	dkimcmd "github.com/relayctl/relayctl/cmd/dkim"
+	"github.com/relayctl/relayctl/cmd/send"
+	"github.com/relayctl/relayctl/cmd/suppress"
 	"github.com/relayctl/relayctl/pkg/report"
 )
 
@@ -80,7 +85,22 @@ RELAYCTL_RESOLVER=127.0.0.1:53), in that order of precedence.
 	root.SetIn(f.IO.In)
 
 	root.AddCommand(check.NewCmdCheck(f))
+	root.AddCommand(blocklist.NewCmdBlocklist(f, nil))
+	root.AddCommand(dkimcmd.NewCmdDKIM(f))
+	root.AddCommand(send.NewCmdSend(f, nil))
+	root.AddCommand(send.NewCmdSendmail(f, nil))
+	root.AddCommand(suppress.NewCmdSuppress(f))
 	return root
+}
+
+// Args returns the arguments for Main given the program name and its
+// arguments: invoked as "sendmail" (a symlink, /usr/sbin/sendmail),
+// relayctl is `relayctl sendmail`.
+func Args(argv0 string, args []string) []string {
+	if filepath.Base(argv0) == "sendmail" {
+		return append([]string{"sendmail"}, args...)
+	}
+	return args
 }
 
 // Main runs relayctl with args and returns the process exit code.
