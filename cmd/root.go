@@ -17,6 +17,7 @@ import (
 	"github.com/relayctl/relayctl/cmd/cmdutil"
 	dkimcmd "github.com/relayctl/relayctl/cmd/dkim"
 	"github.com/relayctl/relayctl/cmd/send"
+	"github.com/relayctl/relayctl/cmd/suppress"
 	"github.com/relayctl/relayctl/pkg/report"
 )
 
@@ -88,6 +89,7 @@ RELAYCTL_RESOLVER=127.0.0.1:53), in that order of precedence.
 	root.AddCommand(dkimcmd.NewCmdDKIM(f))
 	root.AddCommand(send.NewCmdSend(f, nil))
 	root.AddCommand(send.NewCmdSendmail(f, nil))
+	root.AddCommand(suppress.NewCmdSuppress(f))
 	return root
 }
 
