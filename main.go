@@ -13,5 +13,5 @@ import (
 //go:generate go run ./cmd/gendocs
 
 func main() {
-	os.Exit(cmd.Main(cmdutil.NewFactory(), os.Args[1:]))
+	os.Exit(cmd.Main(cmdutil.NewFactory(), cmd.Args(os.Args[0], os.Args[1:])))
 }

@@ -5,6 +5,7 @@ package cmd
 import (
 	"errors"
 	"fmt"
+	"path/filepath"
 	"slices"
 	"strings"
 	"time"
@@ -13,6 +14,7 @@ import (
 
 	"github.com/relayctl/relayctl/cmd/check"
 	"github.com/relayctl/relayctl/cmd/cmdutil"
+	"github.com/relayctl/relayctl/cmd/send"
 	"github.com/relayctl/relayctl/pkg/report"
 )
 
@@ -80,7 +82,19 @@ RELAYCTL_RESOLVER=127.0.0.1:53), in that order of precedence.
 	root.SetIn(f.IO.In)
 
 	root.AddCommand(check.NewCmdCheck(f))
+	root.AddCommand(send.NewCmdSend(f, nil))
+	root.AddCommand(send.NewCmdSendmail(f, nil))
 	return root
+}
+
+// Args returns the arguments for Main given the program name and its
+// arguments: invoked as "sendmail" (a symlink, /usr/sbin/sendmail),
+// relayctl is `relayctl sendmail`.
+func Args(argv0 string, args []string) []string {
+	if filepath.Base(argv0) == "sendmail" {
+		return append([]string{"sendmail"}, args...)
+	}
+	return args
 }
 
 // Main runs relayctl with args and returns the process exit code.
