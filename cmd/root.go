@@ -15,6 +15,7 @@ import (
 	"github.com/relayctl/relayctl/cmd/check"
 	"github.com/relayctl/relayctl/cmd/cmdutil"
 	"github.com/relayctl/relayctl/cmd/send"
+	"github.com/relayctl/relayctl/cmd/serve"
 	"github.com/relayctl/relayctl/pkg/report"
 )
 
@@ -84,6 +85,7 @@ RELAYCTL_RESOLVER=127.0.0.1:53), in that order of precedence.
 	root.AddCommand(check.NewCmdCheck(f))
 	root.AddCommand(send.NewCmdSend(f, nil))
 	root.AddCommand(send.NewCmdSendmail(f, nil))
+	root.AddCommand(serve.NewCmdServe(f, nil))
 	return root
 }
 
