@@ -219,18 +219,16 @@ func setDefault[T int | int64 | time.Duration](p *T, d T) {
 // InsecureAuth is set.
 func (s *Server) Serve(l net.Listener, mode string, tlsConf *tls.Config) error {
 	rt := s.rt.Load()
+	if err := s.CheckListener(l, mode); err != nil {
+		return err
+	}
 	switch mode {
 	case ModeStartTLS, ModeTLS:
 		if tlsConf == nil {
 			return fmt.Errorf("smtpd: listener %s: mode %q needs a certificate and key", l.Addr(), mode)
 		}
-	case ModePlain:
-		if len(rt.users) > 0 && !rt.cfg.InsecureAuth && !s.isLoopback(addrIP(l.Addr())) {
-			return fmt.Errorf("smtpd: listener %s: refusing to offer AUTH without TLS on a non-loopback address (configure a certificate, or set insecure_auth)", l.Addr())
-		}
-		tlsConf = nil
 	default:
-		return fmt.Errorf("smtpd: listener %s: unknown mode %q (want starttls, tls or plain)", l.Addr(), mode)
+		tlsConf = nil
 	}
 
 	srv := smtp.NewServer(&backend{s: s})
@@ -267,6 +265,23 @@ func (s *Server) Serve(l net.Listener, mode string, tlsConf *tls.Config) error {
 		return fmt.Errorf("smtpd: serve %s: %w", l.Addr(), err)
 	}
 	return nil
+}
+
+// CheckListener reports whether l may serve in mode: the mode is known,
+// and a plain listener on a non-loopback address does not offer AUTH in
+// cleartext (RFC 4954 §4 and RFC 8314 §3) unless InsecureAuth is set.
+func (s *Server) CheckListener(l net.Listener, mode string) error {
+	rt := s.rt.Load()
+	switch mode {
+	case ModeStartTLS, ModeTLS:
+		return nil
+	case ModePlain:
+		if len(rt.users) > 0 && !rt.cfg.InsecureAuth && !s.isLoopback(addrIP(l.Addr())) {
+			return fmt.Errorf("smtpd: listener %s: refusing to offer AUTH without TLS on a non-loopback address (configure a certificate, or set insecure_auth)", l.Addr())
+		}
+		return nil
+	}
+	return fmt.Errorf("smtpd: listener %s: unknown mode %q (want starttls, tls or plain)", l.Addr(), mode)
 }
 
 // Reload replaces users, trusted networks, connection and AUTH limits and
