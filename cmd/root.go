@@ -12,10 +12,13 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/relayctl/relayctl/cmd/blocklist"
 	"github.com/relayctl/relayctl/cmd/check"
 	"github.com/relayctl/relayctl/cmd/cmdutil"
+	dkimcmd "github.com/relayctl/relayctl/cmd/dkim"
 	"github.com/relayctl/relayctl/cmd/send"
 	"github.com/relayctl/relayctl/cmd/serve"
+	"github.com/relayctl/relayctl/cmd/suppress"
 	"github.com/relayctl/relayctl/pkg/report"
 )
 
@@ -83,9 +86,12 @@ RELAYCTL_RESOLVER=127.0.0.1:53), in that order of precedence.
 	root.SetIn(f.IO.In)
 
 	root.AddCommand(check.NewCmdCheck(f))
+	root.AddCommand(blocklist.NewCmdBlocklist(f, nil))
+	root.AddCommand(dkimcmd.NewCmdDKIM(f))
 	root.AddCommand(send.NewCmdSend(f, nil))
 	root.AddCommand(send.NewCmdSendmail(f, nil))
 	root.AddCommand(serve.NewCmdServe(f, nil))
+	root.AddCommand(suppress.NewCmdSuppress(f))
 	return root
 }
 

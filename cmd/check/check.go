@@ -20,6 +20,10 @@ exits 0 (pass), 1 (a check failed), 2 (bad input) or 3 (could not complete).`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error { return cmd.Help() },
 	}
-	_ = f
+	cmd.AddCommand(NewCmdDMARC(f, nil))
+	cmd.AddCommand(NewCmdMX(f, nil))
+	cmd.AddCommand(NewCmdPTR(f, nil))
+	cmd.AddCommand(NewCmdDKIM(f, nil))
+	cmd.AddCommand(NewCmdSPF(f, nil))
 	return cmd
 }

@@ -19,10 +19,10 @@ import (
 const (
 	KeyServer             = "send.server"
 	KeyUser               = "send.user"
-	KeyPasswordFile       = "send.password-file"
+	KeyPasswordFile       = "send.password_file"
 	KeyTLS                = "send.tls"
-	KeyRequireTLS         = "send.require-tls"
-	KeyInsecureSkipVerify = "send.insecure-skip-verify"
+	KeyRequireTLS         = "send.require_tls"
+	KeyInsecureSkipVerify = "send.insecure_skip_verify"
 	KeyHello              = "send.hello"
 	KeyFrom               = "send.from"
 	// KeyPassword is read from RELAYCTL_PASSWORD only by convention; it is
@@ -45,7 +45,7 @@ func (r *RelayFlags) Bind(fs *pflag.FlagSet) {
 	r.fs = fs
 	fs.StringVar(&r.Server, "server", "", "relay to submit to, host:port (config send.server; default "+DefaultServer+")")
 	fs.StringVar(&r.User, "user", "", "SMTP AUTH user (config send.user)")
-	fs.StringVar(&r.PasswordFile, "password-file", "", "file holding the AUTH password (or RELAYCTL_PASSWORD; config send.password-file)")
+	fs.StringVar(&r.PasswordFile, "password-file", "", "file holding the AUTH password (or RELAYCTL_PASSWORD; config send.password_file)")
 	fs.BoolVar(&r.TLS, "tls", false, "implicit TLS from the first byte (port 465) instead of STARTTLS")
 	fs.BoolVar(&r.RequireTLS, "require-tls", false, "refuse to send when the server does not offer STARTTLS")
 	fs.BoolVar(&r.Insecure, "insecure-skip-verify", false, "do not verify the server's certificate (labs only)")

@@ -57,7 +57,7 @@ Options (the ones applications and cron use):
   --          end of options
 
 The relay, user and password come from the config file (send.server,
-send.user, send.password-file) or RELAYCTL_SEND_SERVER, RELAYCTL_SEND_USER,
+send.user, send.password_file) or RELAYCTL_SEND_SERVER, RELAYCTL_SEND_USER,
 RELAYCTL_PASSWORD. Invoked through a link named "sendmail", relayctl behaves
 as this command.
 

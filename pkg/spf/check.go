@@ -189,7 +189,7 @@ func LookupRecord(ctx context.Context, r dnsclient.Resolver, domain string) (*Re
 	}
 	switch len(joined) {
 	case 0:
-		return nil, nil, fmt.Errorf("%w at %s (%s)", ErrNoRecord, domain, resp.Outcome)
+		return nil, nil, &NoRecordError{Domain: domain, Outcome: resp.Outcome}
 	case 1:
 	default:
 		return nil, spfs, fmt.Errorf("%w at %s: %d records", ErrMultipleRecords, domain, len(joined))
@@ -200,6 +200,28 @@ func LookupRecord(ctx context.Context, r dnsclient.Resolver, domain string) (*Re
 	}
 	return rec, spfs, nil
 }
+
+// NoRecordError is returned by LookupRecord when a domain has no SPF
+// record; errors.Is(err, ErrNoRecord) holds. Outcome tells NXDOMAIN and
+// no TXT data from TXT records none of which is SPF (OutcomeAnswer).
+type NoRecordError struct {
+	Domain  string
+	Outcome dnsclient.Outcome
+}
+
+func (e *NoRecordError) Error() string {
+	why := "no TXT record"
+	switch e.Outcome {
+	case dnsclient.OutcomeNXDomain:
+		why = "NXDOMAIN"
+	case dnsclient.OutcomeAnswer:
+		why = "no TXT record starts with \"v=spf1\""
+	}
+	return fmt.Sprintf("spf: no SPF record at %s (%s)", e.Domain, why)
+}
+
+// Is makes errors.Is(err, ErrNoRecord) true.
+func (e *NoRecordError) Is(target error) bool { return target == ErrNoRecord }
 
 // checkHost evaluates one record. inInclude suppresses the explanation
 // (RFC 7208 §5.2: an included record's exp= is not used).

@@ -1,0 +1,319 @@
+package check
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+
+	"github.com/miekg/dns"
+	"github.com/spf13/cobra"
+
+	"github.com/relayctl/relayctl/cmd/cmdutil"
+	"github.com/relayctl/relayctl/pkg/dkim"
+	"github.com/relayctl/relayctl/pkg/report"
+)
+
+// DKIMOptions are the inputs of `relayctl check dkim`.
+type DKIMOptions struct {
+	Domain    string
+	Selectors []string
+	Message   string // file or "-"
+	Ignore    []string
+}
+
+// DKIMSelectorsResult is the JSON result of a selector check.
+type DKIMSelectorsResult struct {
+	Domain     string                 `json:"domain"`
+	Discovered bool                   `json:"discovered"` // selectors came from the common list
+	Tried      []string               `json:"tried"`
+	Selectors  []*dkim.SelectorResult `json:"selectors"`
+}
+
+// DKIMMessageResult is the JSON result of a message verification.
+type DKIMMessageResult struct {
+	File          string              `json:"file"`
+	CRLFConverted bool                `json:"crlf_converted"`
+	Signatures    []dkim.Verification `json:"signatures"`
+	Passed        int                 `json:"passed"`
+}
+
+// NewCmdDKIM is `relayctl check dkim`.
+func NewCmdDKIM(f *cmdutil.Factory, runF func(*DKIMOptions) error) *cobra.Command {
+	opts := &DKIMOptions{}
+	cmd := &cobra.Command{
+		Use:   "dkim [DOMAIN --selector S[,S2…] | --message FILE]",
+		Short: "Audit DKIM key records, or verify a message's DKIM signatures",
+		Long: `Audit a domain's DKIM key records, or verify the DKIM signatures of a message.
+
+With DOMAIN, each selector's record at SELECTOR._domainkey.DOMAIN is looked up
+(CNAME delegation is followed and shown) and checked: exactly one TXT
+record, v=DKIM1 first if present, a known key type (k=rsa or ed25519), a key
+that decodes, its size (error under 1024 bits, warning under 2048), revoked
+keys (empty p=), testing mode (t=y), h= and s= restrictions that stop mail
+from verifying, and record split mistakes (quotes or whitespace inside the
+base64). Without --selector, common selectors (default, selector1, google,
+k1, s1, mail, dkim, …) are tried and those found are reported.
+
+With --message FILE (or - for stdin), every DKIM-Signature is verified
+(RFC 6376) with keys fetched through --resolver, and each signature's d=,
+s=, a=, canonicalization and result (pass, fail, neutral, temperror,
+permerror) are shown with the reason on failure. The check fails (exit 1)
+when no signature passes; failures beside a passing signature are warnings.
+Messages with LF line endings are verified as CRLF (a note says so).
+
+Finding codes are listed in docs/dkim.md; --ignore drops accepted ones.`,
+		Example: `  relayctl check dkim example.com --selector s2026
+  relayctl check dkim example.com --selector s2026,ed1 --json
+  relayctl check dkim example.com
+  relayctl check dkim --message signed.eml --resolver 127.0.0.1:5353`,
+		Args: cobra.MaximumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if len(args) == 1 {
+				opts.Domain = args[0]
+			}
+			switch {
+			case opts.Message != "" && opts.Domain != "":
+				return cmdutil.Usagef("give either DOMAIN or --message, not both")
+			case opts.Message != "" && len(opts.Selectors) > 0:
+				return cmdutil.Usagef("--selector applies to DOMAIN checks; a message names its own selectors")
+			case opts.Message == "" && opts.Domain == "":
+				return cmdutil.Usagef("give a DOMAIN (with --selector) or --message FILE")
+			}
+			if runF != nil {
+				return runF(opts)
+			}
+			if opts.Message != "" {
+				return dkimMessageRun(cmd.Context(), f, opts)
+			}
+			return dkimDomainRun(cmd.Context(), f, opts)
+		},
+	}
+	fl := cmd.Flags()
+	fl.StringSliceVarP(&opts.Selectors, "selector", "s", nil, "selector(s) to check, comma-separated (default: try common ones)")
+	fl.StringVarP(&opts.Message, "message", "m", "", "verify the DKIM signatures of this message file (- for stdin)")
+	fl.StringSliceVar(&opts.Ignore, "ignore", nil, "finding codes to drop (e.g. dkim.key-short or dkim.*)")
+	return cmd
+}
+
+func ctxOrBackground(ctx context.Context) context.Context {
+	if ctx == nil {
+		return context.Background()
+	}
+	return ctx
+}
+
+func dkimDomainRun(ctx context.Context, f *cmdutil.Factory, opts *DKIMOptions) error {
+	ctx = ctxOrBackground(ctx)
+	domain := strings.TrimSuffix(strings.ToLower(strings.TrimSpace(opts.Domain)), ".")
+	if _, ok := dns.IsDomainName(domain); !ok || domain == "" || strings.Contains(domain, "..") || strings.ContainsAny(domain, " @/") {
+		return cmdutil.Usagef("invalid domain %q", opts.Domain)
+	}
+	var sels []string
+	for _, s := range opts.Selectors {
+		s = strings.TrimSpace(s)
+		if err := dkim.ValidSelector(s); err != nil {
+			return cmdutil.Usagef("--selector: %v", err)
+		}
+		sels = append(sels, s)
+	}
+	r, err := f.Resolver()
+	if err != nil {
+		return err
+	}
+	rep := report.New("check dkim", domain)
+	res := DKIMSelectorsResult{Domain: domain, Selectors: []*dkim.SelectorResult{}}
+	var lookupErr error
+	if len(sels) == 0 {
+		res.Discovered, res.Tried = true, dkim.CommonSelectors
+		found, err := dkim.Discover(ctx, r, domain, nil)
+		lookupErr = err
+		res.Selectors = append(res.Selectors, found...)
+		if len(found) == 0 && err == nil {
+			rep.Warn(dkim.CodeNoSelector, "none of %d common selectors has a key record at %s; selectors are arbitrary, so pass the one your signer uses with --selector", len(dkim.CommonSelectors), "SELECTOR._domainkey."+domain)
+		}
+	} else {
+		res.Tried = sels
+		for _, s := range sels {
+			sr, err := dkim.CheckSelector(ctx, r, domain, s)
+			if err != nil {
+				if lookupErr == nil {
+					lookupErr = err
+				}
+				continue
+			}
+			res.Selectors = append(res.Selectors, sr)
+		}
+	}
+	for _, sr := range res.Selectors {
+		sr.Findings = filter(sr.Findings, opts.Ignore)
+		for _, fd := range sr.Findings {
+			rep.Add(fd.Code, fd.Severity, "%s: %s", sr.Selector, fd.Message)
+		}
+	}
+	if lookupErr != nil {
+		rep.Incomplete = true
+		rep.Warn("dkim.lookup-failed", "%v", lookupErr)
+	}
+	rep.Ignore(opts.Ignore)
+	rep.Result = res
+	return f.Output(rep, func(w io.Writer, st *cmdutil.Styles) error {
+		if res.Discovered {
+			fmt.Fprintf(w, "Tried %d common selectors; found %d.\n\n", len(res.Tried), len(res.Selectors))
+		}
+		for _, sr := range res.Selectors {
+			status := report.StatusOf(sr.Findings, false)
+			fmt.Fprintf(w, "%s %s\n", st.Bold.Render(sr.Name), st.Status(status))
+			if len(sr.CNAMEs) > 0 {
+				fmt.Fprintf(w, "  %s %s\n", st.Dim.Render("CNAME →"), strings.Join(sr.CNAMEs, " → "))
+			}
+			if sr.Key != nil {
+				fmt.Fprintf(w, "  %s\n", describeKey(sr.Key))
+			}
+			for _, rec := range sr.Records {
+				for _, line := range cmdutil.Wrap(rec, cmdutil.Width-4) {
+					fmt.Fprintf(w, "    %s\n", st.Dim.Render(line))
+				}
+			}
+			st.WriteFindings(w, sr.Findings)
+			fmt.Fprintln(w)
+		}
+		if lookupErr != nil {
+			fmt.Fprintf(w, "%s %v\n\n", st.Fail.Render("could not complete:"), lookupErr)
+		}
+		if res.Discovered && len(res.Selectors) == 0 {
+			st.WriteFindings(w, rep.Findings)
+			fmt.Fprintln(w)
+		}
+		st.WriteSummary(w, rep)
+		return nil
+	})
+}
+
+func describeKey(k *dkim.KeyRecord) string {
+	var parts []string
+	switch {
+	case k.Revoked:
+		parts = append(parts, "revoked key (empty p=)")
+	case k.Key == nil:
+		parts = append(parts, "k="+k.KeyType+", key does not decode")
+	case k.KeyType == dkim.AlgoEd25519:
+		parts = append(parts, "Ed25519 key")
+	default:
+		parts = append(parts, fmt.Sprintf("RSA %d-bit key", k.Bits))
+	}
+	if k.Testing {
+		parts = append(parts, "testing (t=y)")
+	}
+	if len(k.Hashes) > 0 {
+		parts = append(parts, "h="+strings.Join(k.Hashes, ":"))
+	}
+	if len(k.Services) > 0 {
+		parts = append(parts, "s="+strings.Join(k.Services, ":"))
+	}
+	return strings.Join(parts, ", ")
+}
+
+func filter(fs []report.Finding, ignore []string) []report.Finding {
+	out := []report.Finding{}
+	for _, f := range fs {
+		if !report.Matches(f.Code, ignore) {
+			out = append(out, f)
+		}
+	}
+	return out
+}
+
+func dkimMessageRun(ctx context.Context, f *cmdutil.Factory, opts *DKIMOptions) error {
+	ctx = ctxOrBackground(ctx)
+	var raw []byte
+	var err error
+	name := opts.Message
+	if opts.Message == "-" {
+		name = "stdin"
+		raw, err = io.ReadAll(f.IO.In)
+		if err != nil {
+			return &cmdutil.IncompleteError{Err: fmt.Errorf("reading stdin: %w", err)}
+		}
+	} else if raw, err = os.ReadFile(opts.Message); err != nil {
+		return cmdutil.Usagef("--message: %v", err)
+	}
+	msg, converted := dkim.ToCRLF(raw)
+	if converted {
+		fmt.Fprintln(f.IO.ErrOut, "relayctl: note: message has LF line endings; verifying it as CRLF")
+	}
+	r, err := f.Resolver()
+	if err != nil {
+		return err
+	}
+	vs, err := dkim.Verify(ctx, r, bytes.NewReader(msg))
+	if err != nil {
+		return cmdutil.Usagef("%s: %v", name, err)
+	}
+	rep := report.New("check dkim", name)
+	res := DKIMMessageResult{File: name, CRLFConverted: converted, Signatures: vs}
+	if res.Signatures == nil {
+		res.Signatures = []dkim.Verification{}
+	}
+	temp := false
+	for _, v := range vs {
+		if v.Result == dkim.ResultPass {
+			res.Passed++
+		}
+		temp = temp || v.Result == dkim.ResultTempError
+	}
+	if len(vs) == 0 {
+		rep.Error(dkim.CodeNoSignature, "the message has no DKIM-Signature header field")
+	}
+	for i, v := range vs {
+		if v.Result == dkim.ResultPass {
+			continue
+		}
+		sev := report.SeverityError
+		switch {
+		case res.Passed > 0:
+			sev = report.SeverityWarning // another signature passes: this one does not fail the message
+		case v.Result == dkim.ResultTempError:
+			sev = report.SeverityWarning // could not complete: exit 3, not 1
+		}
+		rep.Add(v.Code, sev, "signature %d (d=%s s=%s): %s: %s", i+1, v.Domain, v.Selector, v.Result, v.Reason)
+	}
+	if res.Passed == 0 && temp && !hasError(rep.Findings) {
+		rep.Incomplete = true
+	}
+	rep.Ignore(opts.Ignore)
+	rep.Result = res
+	return f.Output(rep, func(w io.Writer, st *cmdutil.Styles) error {
+		for i, v := range vs {
+			word := st.Fail.Render(strings.ToUpper(v.Result))
+			if v.Result == dkim.ResultPass {
+				word = st.Pass.Render("PASS")
+			}
+			fmt.Fprintf(w, "%s %d  %s\n", st.Bold.Render("Signature"), i+1, word)
+			fmt.Fprintf(w, "  d=%s s=%s a=%s c=%s\n", v.Domain, v.Selector, v.Algorithm, v.Canonicalization)
+			fmt.Fprintf(w, "  %s %s\n", st.Dim.Render("signed headers:"), strings.Join(v.HeaderKeys, ":"))
+			if v.Reason != "" {
+				for _, line := range cmdutil.Wrap(v.Reason, cmdutil.Width-4) {
+					fmt.Fprintf(w, "  %s\n", line)
+				}
+			}
+			fmt.Fprintln(w)
+		}
+		if len(vs) == 0 {
+			st.WriteFindings(w, rep.Findings)
+		}
+		st.WriteSummary(w, rep)
+		return nil
+	})
+}
+
+func hasError(fs []report.Finding) bool {
+	for _, f := range fs {
+		if f.Severity == report.SeverityError {
+			return true
+		}
+	}
+	return false
+}
