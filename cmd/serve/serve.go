@@ -4,6 +4,7 @@ package serve
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"os"
@@ -202,6 +203,10 @@ func serveRun(ctx context.Context, o *Options) error {
 
 	r, err := relay.New(cfg, log)
 	if err != nil {
+		var ce *relay.ConfigError
+		if errors.As(err, &ce) {
+			return &cmdutil.UsageError{Err: err}
+		}
 		return &cmdutil.IncompleteError{Err: err}
 	}
 	for i, a := range r.Addrs() {

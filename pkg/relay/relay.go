@@ -41,6 +41,14 @@ type Hooks struct {
 	Services []Service
 }
 
+// ConfigError is an invalid configuration found by New or Reload (bad
+// hash, unreadable certificate or key, a listener that would offer AUTH
+// in cleartext), as opposed to a failure to start.
+type ConfigError struct{ Err error }
+
+func (e *ConfigError) Error() string { return e.Err.Error() }
+func (e *ConfigError) Unwrap() error { return e.Err }
+
 // Service is a long-running part of the relay started by Run.
 type Service func(ctx context.Context, r *Relay) error
 
@@ -90,7 +98,7 @@ func New(cfg Config, log *slog.Logger) (_ *Relay, err error) {
 		cfg.ShutdownTimeout = DefaultShutdownTimeout
 	}
 	if err := cfg.loadDKIM(); err != nil {
-		return nil, err
+		return nil, &ConfigError{err}
 	}
 	cfg.SMTP.Hostname = cfg.Hostname
 	if cfg.Delivery.Hostname == "" {
@@ -113,15 +121,15 @@ func New(cfg Config, log *slog.Logger) (_ *Relay, err error) {
 		}
 		if l.Mode == smtpd.ModePlain {
 			if l.CertFile != "" || l.KeyFile != "" {
-				return nil, fmt.Errorf("relay: listener %s: a certificate needs mode starttls or tls", l.Addr)
+				return nil, &ConfigError{fmt.Errorf("relay: listener %s: a certificate needs mode starttls or tls", l.Addr)}
 			}
 			continue
 		}
 		if l.CertFile == "" || l.KeyFile == "" {
-			return nil, fmt.Errorf("relay: listener %s: mode %s needs cert_file and key_file", l.Addr, l.Mode)
+			return nil, &ConfigError{fmt.Errorf("relay: listener %s: mode %s needs cert_file and key_file", l.Addr, l.Mode)}
 		}
 		if certs[i], err = loadCert(l.CertFile, l.KeyFile); err != nil {
-			return nil, fmt.Errorf("relay: listener %s: %w", l.Addr, err)
+			return nil, &ConfigError{fmt.Errorf("relay: listener %s: %w", l.Addr, err)}
 		}
 	}
 
@@ -168,7 +176,7 @@ func New(cfg Config, log *slog.Logger) (_ *Relay, err error) {
 	scfg.RcptCheck = cfg.Hooks.RcptCheck
 	scfg.Events = r.emit
 	if r.SMTP, err = smtpd.New(scfg, r.Queue, log); err != nil {
-		return nil, fmt.Errorf("relay: %w", err)
+		return nil, &ConfigError{fmt.Errorf("relay: %w", err)}
 	}
 
 	for i, l := range cfg.Listeners {
@@ -178,7 +186,7 @@ func New(cfg Config, log *slog.Logger) (_ *Relay, err error) {
 		}
 		r.listeners = append(r.listeners, boundListener{l: ln, mode: l.Mode, cert: certs[i]})
 		if err := r.SMTP.CheckListener(ln, l.Mode); err != nil {
-			return nil, err
+			return nil, &ConfigError{err}
 		}
 	}
 	return r, nil
