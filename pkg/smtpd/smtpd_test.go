@@ -2,8 +2,11 @@ package smtpd
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -564,5 +567,33 @@ func TestConfigErrors(t *testing.T) {
 	}
 	if _, err := New(Config{}, nil, nil); err == nil {
 		t.Error("nil queue accepted")
+	}
+}
+
+// TestStorageFailureAnswers452: when the queue cannot write (here: the
+// spool directory is gone, so creating the message file fails like on a
+// full or broken disk), the client gets 452 4.3.1, never 250.
+func TestStorageFailureAnswers452(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "spool")
+	q, err := queue.Open(dir, queue.DefaultOptions())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer q.Close()
+	ts := startServerQueue(t, Config{TrustedNetworks: loopbackNets(t)}, serverOpts{}, q)
+	if err := os.RemoveAll(dir); err != nil {
+		t.Fatal(err)
+	}
+	err = send(ts.dial(t), "a@example.com", []string{"x@dest.test"}, simpleMsg)
+	wantCode(t, err, 452, "enqueue on a refusing disk")
+	if !strings.Contains(err.Error(), "Insufficient system storage") {
+		t.Errorf("reply %v", err)
+	}
+	var se *smtp.SMTPError
+	if errors.As(err, &se) && se.EnhancedCode != (smtp.EnhancedCode{4, 3, 1}) {
+		t.Errorf("enhanced code %v, want 4.3.1", se.EnhancedCode)
+	}
+	if n := q.Len(); n != 0 {
+		t.Errorf("queue holds %d messages after a failed write", n)
 	}
 }
