@@ -597,3 +597,31 @@ func TestStorageFailureAnswers452(t *testing.T) {
 		t.Errorf("queue holds %d messages after a failed write", n)
 	}
 }
+
+// TestBDAT: CHUNKING (RFC 3030) goes through the same checks as DATA; a
+// bare LF sent in a chunk is refused too, since the message would be
+// relayed onward with DATA.
+func TestBDAT(t *testing.T) {
+	ts := startServer(t, Config{TrustedNetworks: loopbackNets(t)}, serverOpts{})
+	r := dialRaw(t, ts.Addr)
+	r.expect("220 ")
+	if ehlo := func() string { r.write("EHLO x\r\n"); return r.expect("250") }(); !strings.Contains(ehlo, "CHUNKING") {
+		t.Fatalf("CHUNKING not advertised:\n%s", ehlo)
+	}
+	bdat := func(data string) string {
+		r.write("MAIL FROM:<a@example.com>\r\nRCPT TO:<b@dest.test>\r\n")
+		r.expect("250")
+		r.expect("250")
+		r.write(fmt.Sprintf("BDAT %d LAST\r\n%s", len(data), data))
+		return r.reply()
+	}
+	if got := bdat("From: a@example.com\r\n\r\nsmuggle\n.\nMAIL FROM:<x@y>\r\n"); !strings.HasPrefix(got, "550 5.6.0") {
+		t.Fatalf("BDAT with bare LF: %q", got)
+	}
+	if got := bdat(simpleMsg); !strings.HasPrefix(got, "250 ") {
+		t.Fatalf("BDAT: %q", got)
+	}
+	if envs, _ := ts.messages(t); len(envs) != 1 {
+		t.Fatalf("queued %d, want 1", len(envs))
+	}
+}
