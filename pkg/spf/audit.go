@@ -78,6 +78,9 @@ type Auditor struct {
 	Resolver   dnsclient.Resolver
 	MaxLookups int // 0 → 10
 	MaxVoid    int // 0 → 2
+	// Concurrency bounds the DNS queries in flight (0 → 16; 1 walks the
+	// tree one query at a time).
+	Concurrency int
 }
 
 type walker struct {
@@ -96,7 +99,11 @@ type walker struct {
 // because DNS failed (a *dnsclient.QueryError inside).
 func (a *Auditor) Audit(ctx context.Context, domain string) (*AuditResult, error) {
 	domain = strings.TrimSuffix(domain, ".")
-	w := &walker{a: a, ctx: ctx, sem: make(chan struct{}, auditParallel)}
+	par := a.Concurrency
+	if par <= 0 {
+		par = auditParallel
+	}
+	w := &walker{a: a, ctx: ctx, sem: make(chan struct{}, par)}
 	root := &Node{Domain: domain, Via: "root"}
 
 	// The deprecated SPF RR type (99) is looked up alongside (RFC 7208 §3.1).
@@ -138,6 +145,9 @@ func (a *Auditor) Audit(ctx context.Context, domain string) (*AuditResult, error
 		root.Error = err.Error()
 		root.Strings = flatten(strs)
 		res.Findings = append(res.Findings, recordErrorFinding(domain, err, strs))
+		if len(strs) == 1 {
+			res.Findings = append(res.Findings, stringFindings(domain, strs[0])...)
+		}
 		return res, nil
 	}
 	root.Record, root.Strings = rec.Raw, strs[0]
@@ -470,6 +480,9 @@ func (w *walker) child(parent, c *Node, path []string, top bool) {
 		c.Error = err.Error()
 		c.Strings = flatten(strs)
 		add(recordErrorFinding(c.Domain, err, strs))
+		if len(strs) == 1 {
+			c.findings = append(c.findings, stringFindings(c.Domain, strs[0])...)
+		}
 		return
 	}
 	c.Record, c.Strings = rec.Raw, strs[0]
@@ -483,19 +496,7 @@ func recordFindings(domain string, rec *Record, strs []string, top bool) []repor
 	add := func(code string, sev report.Severity, format string, args ...any) {
 		out = append(out, finding(code, sev, domain+": "+format, args...))
 	}
-	for i, s := range strs {
-		if len(s) > 255 {
-			add("spf.string-too-long", report.SeverityError, "TXT string %d is %d bytes; a DNS character-string holds at most 255 (RFC 7208 §3.3): split it into several strings", i+1, len(s))
-		}
-	}
-	if len(strs) > 1 {
-		for i := 1; i < len(strs); i++ {
-			prev, cur := strs[i-1], strs[i]
-			if prev != "" && cur != "" && prev[len(prev)-1] != ' ' && cur[0] != ' ' {
-				add("spf.string-join", report.SeverityInfo, "TXT strings %d and %d join without a space (%q + %q): receivers concatenate them as-is (RFC 7208 §3.3), so a term continues across the split", i, i+1, tail(prev), head(cur))
-			}
-		}
-	}
+	out = append(out, stringFindings(domain, strs)...)
 	if len(rec.Raw) > 512 {
 		add("spf.record-too-long", report.SeverityWarning, "the record is %d bytes; keep it under 512 so the answer fits a UDP response (RFC 7208 §3.4)", len(rec.Raw))
 	} else if len(rec.Raw) > 450 {
@@ -558,6 +559,29 @@ func recordFindings(domain string, rec *Record, strs []string, top bool) []repor
 				continue
 			}
 			break
+		}
+	}
+	return out
+}
+
+// stringFindings checks how a record is split into TXT character-strings
+// (RFC 7208 §3.3).
+func stringFindings(domain string, strs []string) []report.Finding {
+	var out []report.Finding
+	add := func(code string, sev report.Severity, format string, args ...any) {
+		out = append(out, finding(code, sev, domain+": "+format, args...))
+	}
+	for i, s := range strs {
+		if len(s) > 255 {
+			add("spf.string-too-long", report.SeverityError, "TXT string %d is %d bytes; a DNS character-string holds at most 255 (RFC 7208 §3.3): split it into several strings", i+1, len(s))
+		}
+	}
+	if len(strs) > 1 {
+		for i := 1; i < len(strs); i++ {
+			prev, cur := strs[i-1], strs[i]
+			if prev != "" && cur != "" && prev[len(prev)-1] != ' ' && cur[0] != ' ' {
+				add("spf.string-join", report.SeverityInfo, "TXT strings %d and %d join without a space (%q + %q): receivers concatenate them as-is (RFC 7208 §3.3), so a term continues across the split", i, i+1, tail(prev), head(cur))
+			}
 		}
 	}
 	return out

@@ -262,3 +262,7 @@ func txtStrings(v any) ([]string, error) {
 	}
 	return out, nil
 }
+
+func TestRFC4408Suite(t *testing.T) {
+	runSuite(t, "rfc4408-tests.yml")
+}
