@@ -143,8 +143,12 @@ func (a *Auditor) Audit(ctx context.Context, domain string) (*AuditResult, error
 		}
 		return res, nil
 	default:
-		root.Error = err.Error()
+		root.Error = shortError(err)
 		root.Strings = flatten(strs)
+		if len(strs) == 1 {
+			root.Record = root.Strings[0]
+			res.Record = root.Record
+		}
 		res.Findings = append(res.Findings, recordErrorFinding(domain, err, strs))
 		if len(strs) == 1 {
 			res.Findings = append(res.Findings, stringFindings(domain, strs[0])...)
@@ -186,6 +190,19 @@ func (a *Auditor) Audit(ctx context.Context, domain string) (*AuditResult, error
 		res.Findings = append(res.Findings, finding("spf.void-limit", report.SeverityError, "the tree makes %d void lookups, over the limit of %d (RFC 7208 §4.6.4): receivers return permerror", res.VoidLookups, maxV))
 	}
 	return res, nil
+}
+
+// shortError names a record problem in a few words for the tree; the
+// finding has the details.
+func shortError(err error) string {
+	var se *SyntaxError
+	switch {
+	case errors.Is(err, ErrMultipleRecords):
+		return "several SPF records"
+	case errors.As(err, &se):
+		return "syntax error"
+	}
+	return "unusable record"
 }
 
 // DNSCause returns the *dnsclient.QueryError inside err (it names the
@@ -458,6 +475,7 @@ func (w *walker) child(parent, c *Node, path []string, top bool) {
 	w.mu.Unlock()
 	if tooMany {
 		c.Error = "not followed: tree too large"
+		add(finding("spf.tree-too-large", report.SeverityError, "%s: %q not followed: the tree has more than %d records", parent.Domain, c.Term, maxAuditNodes))
 		return
 	}
 	if !ValidDomain(c.Domain) {
@@ -470,7 +488,7 @@ func (w *walker) child(parent, c *Node, path []string, top bool) {
 	case err == nil:
 	case errors.Is(err, ErrDNS):
 		w.markDNSError()
-		c.Error = err.Error()
+		c.Error = "DNS error"
 		add(finding("spf.dns-error", report.SeverityWarning, "%s: %q: %v (receivers get temperror)", parent.Domain, c.Term, DNSCause(err)))
 		return
 	case errors.Is(err, ErrNoRecord):
@@ -483,8 +501,11 @@ func (w *walker) child(parent, c *Node, path []string, top bool) {
 		add(finding(code, report.SeverityError, "%s: %q: %v; an %s of it is a permerror (RFC 7208 §5.2, §6.1)", parent.Domain, c.Term, strings.TrimPrefix(err.Error(), "spf: "), what))
 		return
 	default:
-		c.Error = err.Error()
+		c.Error = shortError(err)
 		c.Strings = flatten(strs)
+		if len(strs) == 1 {
+			c.Record = c.Strings[0]
+		}
 		add(recordErrorFinding(c.Domain, err, strs))
 		if len(strs) == 1 {
 			c.Findings = append(c.Findings, stringFindings(c.Domain, strs[0])...)
