@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"net"
+	"os"
 	"strings"
 
 	"github.com/miekg/dns"
@@ -20,6 +22,13 @@ type DMARCOptions struct {
 	Factory *cmdutil.Factory
 	Domain  string
 	Ignore  []string
+
+	// --message mode: evaluate a message as a receiver does.
+	Message    string // file, "-" for stdin
+	IP         string
+	MailFrom   string
+	HELO       string
+	AuthServID string
 }
 
 // NewCmdDMARC is `relayctl check dmarc`. runF replaces the run function
@@ -27,7 +36,7 @@ type DMARCOptions struct {
 func NewCmdDMARC(f *cmdutil.Factory, runF func(context.Context, *DMARCOptions) error) *cobra.Command {
 	opts := &DMARCOptions{Factory: f}
 	cmd := &cobra.Command{
-		Use:   "dmarc DOMAIN",
+		Use:   "dmarc DOMAIN | --message FILE [--ip IP --mail-from ADDR --helo NAME]",
 		Short: "Check a domain's DMARC policy (RFC 7489 and RFC 9989)",
 		Long: `Look up and validate the DMARC policy that applies to mail from DOMAIN.
 
@@ -38,19 +47,49 @@ they disagree. External report destinations are checked for their
 authorisation record (DOMAIN._report._dmarc.DEST, RFC 7489 §7.1), and the
 alignment modes are related to the domain's SPF record.
 
+With --message FILE (an .eml; "-" reads stdin) the message is evaluated the
+way a receiver does: the RFC 5322.From domain, its DKIM signatures, SPF
+check_host() for --ip and the --mail-from domain (the --helo name for the
+null sender), identifier alignment, the DMARC verdict and the disposition,
+and the Authentication-Results header (RFC 8601) a receiver would add.
+Exit 1 when the message fails DMARC (or has no policy), 0 when it passes.
+
 Finding codes are listed in docs/dmarc.md.`,
 		Example: `  relayctl check dmarc example.com
-  relayctl check dmarc example.com --json --ignore dmarc.no-rua`,
-		Args: cobra.ExactArgs(1),
+  relayctl check dmarc example.com --json --ignore dmarc.no-rua
+  relayctl check dmarc --message invoice.eml
+  relayctl check dmarc --message invoice.eml --ip 192.0.2.25 --mail-from bounce@example.com --helo mail.example.com`,
+		Args: cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			opts.Domain = args[0]
+			if len(args) == 1 {
+				opts.Domain = args[0]
+			}
+			switch {
+			case opts.Message == "" && opts.Domain == "":
+				return cmdutil.Usagef("give a DOMAIN or --message FILE")
+			case opts.Message != "" && opts.Domain != "":
+				return cmdutil.Usagef("give either a DOMAIN or --message FILE, not both")
+			case opts.Message == "" && (opts.IP != "" || opts.MailFrom != "" || opts.HELO != ""):
+				return cmdutil.Usagef("--ip, --mail-from and --helo need --message")
+			case opts.IP == "" && (opts.MailFrom != "" || opts.HELO != ""):
+				return cmdutil.Usagef("--mail-from and --helo need --ip (SPF is evaluated for the client IP)")
+			}
 			if runF != nil {
 				return runF(cmd.Context(), opts)
+			}
+			if opts.Message != "" {
+				return dmarcMessageRun(cmd.Context(), opts)
 			}
 			return dmarcRun(cmd.Context(), opts)
 		},
 	}
-	cmd.Flags().StringSliceVar(&opts.Ignore, "ignore", nil, "drop findings with these codes (CODE[,CODE], prefix.* allowed)")
+	fl := cmd.Flags()
+	fl.StringSliceVar(&opts.Ignore, "ignore", nil, "drop findings with these codes (CODE[,CODE], prefix.* allowed)")
+	fl.StringVar(&opts.Message, "message", "", "evaluate this message file (.eml; - for stdin) as a receiver does")
+	fl.StringVar(&opts.IP, "ip", "", "with --message: the client IP the message came from (runs SPF)")
+	fl.StringVar(&opts.MailFrom, "mail-from", "", "with --ip: the MAIL FROM (return-path) address; empty = null sender")
+	fl.StringVar(&opts.HELO, "helo", "", "with --ip: the HELO/EHLO name (SPF checks it for the null sender)")
+	fl.StringVar(&opts.AuthServID, "authserv-id", "relayctl", "with --message: the receiver name in the Authentication-Results header")
 	return cmd
 }
 
@@ -74,6 +113,129 @@ func dmarcRun(ctx context.Context, opts *DMARCOptions) error {
 		st.WriteSummary(w, rep)
 		return nil
 	})
+}
+
+func dmarcMessageRun(ctx context.Context, opts *DMARCOptions) error {
+	if ctx == nil {
+		ctx = context.Background()
+	}
+	f := opts.Factory
+	mo := dmarc.MessageOptions{MailFrom: strings.TrimSpace(opts.MailFrom), HELO: strings.TrimSuffix(strings.TrimSpace(opts.HELO), "."), AuthServID: opts.AuthServID, Now: f.Now}
+	if opts.IP != "" {
+		if mo.IP = net.ParseIP(strings.Trim(opts.IP, "[]")); mo.IP == nil {
+			return cmdutil.Usagef("--ip: %q is not an IP address", opts.IP)
+		}
+	}
+	if mo.MailFrom != "" {
+		at := strings.LastIndexByte(mo.MailFrom, '@')
+		if at <= 0 || dmDomainArg(dmarc.Normalize(mo.MailFrom[at+1:])) != nil {
+			return cmdutil.Usagef("--mail-from: %q is not an email address", opts.MailFrom)
+		}
+	}
+	if mo.HELO != "" && dmDomainArg(mo.HELO) != nil {
+		return cmdutil.Usagef("--helo: %q is not a host name", opts.HELO)
+	}
+	if mo.AuthServID == "" || strings.ContainsAny(mo.AuthServID, " \t;\r\n") {
+		return cmdutil.Usagef("--authserv-id: %q is not a host name", opts.AuthServID)
+	}
+	var (
+		msg []byte
+		err error
+	)
+	target := opts.Message
+	if opts.Message == "-" {
+		msg, err = io.ReadAll(io.LimitReader(f.IO.In, dmMaxMessage+1))
+		target = "stdin"
+	} else {
+		var fh *os.File
+		if fh, err = os.Open(opts.Message); err == nil {
+			msg, err = io.ReadAll(io.LimitReader(fh, dmMaxMessage+1))
+			fh.Close()
+		}
+	}
+	if err != nil {
+		return cmdutil.Usagef("--message: %v", err)
+	}
+	if len(msg) > dmMaxMessage {
+		return cmdutil.Usagef("--message: %s is larger than %d MiB", target, dmMaxMessage>>20)
+	}
+	res, err := f.Resolver()
+	if err != nil {
+		return err
+	}
+	rep := report.New("check dmarc", target)
+	result, err := dmarc.CheckMessage(ctx, res, msg, mo, rep)
+	if err != nil {
+		return cmdutil.Usagef("--message %s: %v", target, err)
+	}
+	rep.Result = result
+	rep.Ignore(opts.Ignore)
+	return f.Output(rep, func(w io.Writer, st *cmdutil.Styles) error {
+		writeDMARCMessage(w, st, target, result)
+		st.WriteFindings(w, rep.Findings)
+		st.WriteSummary(w, rep)
+		return nil
+	})
+}
+
+// dmMaxMessage bounds --message input (receivers commonly stop at tens
+// of MiB; a DMARC check needs far less).
+const dmMaxMessage = 64 << 20
+
+func writeDMARCMessage(w io.Writer, st *cmdutil.Styles, target string, r *dmarc.MessageResult) {
+	head := "DMARC for " + target
+	if r.From != "" {
+		head += " (From " + r.From + ")"
+	}
+	fmt.Fprintf(w, "%s\n", st.Heading.Render(head))
+	verdict := strings.ToUpper(r.DMARC)
+	switch r.DMARC {
+	case dmarc.ResultPass:
+		verdict = st.Pass.Render(verdict)
+		if len(r.AlignedBy) > 0 {
+			verdict += " (aligned " + strings.Join(r.AlignedBy, " and ") + ")"
+		}
+	case dmarc.ResultNone:
+		verdict = st.Warn.Render(verdict) + " (no policy)"
+	default:
+		verdict = st.Fail.Render(verdict)
+	}
+	dmRow(w, st, "verdict", verdict)
+	if r.RecordDomain != "" {
+		dmRow(w, st, "policy", fmt.Sprintf("%s (%s=) from _dmarc.%s; adkim=%s aspf=%s", r.Policy, r.PolicySource, r.RecordDomain, r.ADKIM, r.ASPF))
+	}
+	disp := r.Disposition
+	if r.DMARC == dmarc.ResultFail && r.Percent < 100 {
+		disp += fmt.Sprintf(" for %d%% of such mail (pct=%d)", r.Percent, r.Percent)
+	}
+	dmRow(w, st, "disposition", disp)
+	dmRow(w, st, "RFC 9989", fmt.Sprintf("%s, disposition %s", r.DMARCRFC9989, r.DispositionRFC9989))
+	aligned := func(ok bool) string {
+		if ok {
+			return st.Pass.Render("aligned")
+		}
+		return st.Dim.Render("not aligned")
+	}
+	if r.SPF.Evaluated {
+		dmRow(w, st, "SPF", fmt.Sprintf("%s for %s (%s), %s", r.SPF.Result, r.SPF.Domain, r.SPF.Scope, aligned(r.SPF.Aligned)))
+	} else {
+		dmRow(w, st, "SPF", st.Dim.Render("not evaluated (no --ip)"))
+	}
+	if len(r.DKIM) == 0 {
+		dmRow(w, st, "DKIM", "no signature")
+	}
+	for _, d := range r.DKIM {
+		dmRow(w, st, "DKIM", fmt.Sprintf("%s d=%s s=%s, %s", d.Result, d.Domain, d.Selector, aligned(d.Aligned)))
+	}
+	fmt.Fprintln(w)
+	// Folded at spaces (RFC 5322 §2.2.3) so it can be pasted as is.
+	for i, l := range cmdutil.Wrap(r.AuthenticationResults, cmdutil.Width-4) {
+		if i > 0 {
+			l = "    " + l
+		}
+		fmt.Fprintln(w, l)
+	}
+	fmt.Fprintln(w)
 }
 
 func writeDMARCDomain(w io.Writer, st *cmdutil.Styles, r *dmarc.DomainResult) {

@@ -4,10 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"strings"
 
 	"github.com/relayctl/relayctl/pkg/dnsclient"
 	"github.com/relayctl/relayctl/pkg/report"
+	"github.com/relayctl/relayctl/pkg/spf"
 )
 
 // Finding codes of CheckDomain (besides the record's own, see Parse).
@@ -211,23 +211,23 @@ func checkSPFAlignment(ctx context.Context, r dnsclient.Resolver, domain string,
 		rep.Warn(CodeDNS, "could not read the SPF record of %s: %v", domain, err)
 		return
 	}
-	var spf []string
+	var spfs []string
 	for _, t := range txts {
-		if l := strings.ToLower(t); l == "v=spf1" || strings.HasPrefix(l, "v=spf1 ") {
-			spf = append(spf, t)
+		if spf.IsSPF(t) {
+			spfs = append(spfs, t)
 		}
 	}
-	if len(spf) == 1 {
-		res.SPFRecord = spf[0]
+	if len(spfs) == 1 {
+		res.SPFRecord = spfs[0]
 	}
-	canPass := len(spf) == 1 && spfCanPass(spf[0])
+	canPass := len(spfs) == 1 && spfCanPass(spfs[0])
 	if rec.ASPF == Strict {
 		if !canPass {
 			why := "publishes no SPF record"
-			if len(spf) > 1 {
+			if len(spfs) > 1 {
 				why = "publishes several SPF records (permerror)"
-			} else if len(spf) == 1 {
-				why = fmt.Sprintf("has an SPF record that never passes (%q)", spf[0])
+			} else if len(spfs) == 1 {
+				why = fmt.Sprintf("has an SPF record that never passes (%q)", spfs[0])
 			}
 			rep.Warn(CodeSPFNoAlign, "aspf=s but %s %s: SPF can never give an aligned pass, so every message needs a DKIM signature with d=%s", domain, why, domain)
 			return
@@ -238,22 +238,22 @@ func checkSPFAlignment(ctx context.Context, r dnsclient.Resolver, domain string,
 	rep.Info(CodeAlignment, "aspf=r: SPF aligns when the MAIL FROM (return-path) domain is anywhere in %s", OrganizationalDomain(domain))
 }
 
-// spfCanPass reports whether an SPF record has any term that can produce
-// a pass: a mechanism with the + (default) qualifier, or a redirect.
-// (Whether it passes for a given IP is pkg/spf's job.)
+// spfCanPass reports whether an SPF record (parsed by pkg/spf) has any
+// term that can produce a pass: a mechanism with the + qualifier, or a
+// redirect. A record that does not parse is a permerror and never passes.
+// Whether it passes for a given IP is check_host()'s job.
 func spfCanPass(record string) bool {
-	for _, term := range strings.Fields(record)[1:] {
-		t := strings.ToLower(term)
-		if name, _, mod := strings.Cut(t, "="); mod && !strings.ContainsAny(name, ":/") {
-			if name == "redirect" {
-				return true
-			}
-			continue // exp= or an unknown modifier
-		}
-		if t[0] == '-' || t[0] == '~' || t[0] == '?' {
-			continue
-		}
+	rec, err := spf.Parse(record)
+	if err != nil {
+		return false
+	}
+	if rec.Redirect != "" {
 		return true
+	}
+	for _, m := range rec.Mechanisms {
+		if m.Qualifier == '+' {
+			return true
+		}
 	}
 	return false
 }
