@@ -187,3 +187,12 @@ func TestCheckSPFDNSFailure(t *testing.T) {
 		t.Fatalf("timeout took %v", time.Since(start))
 	}
 }
+
+func TestCheckSPFSyntaxErrorShowsRecord(t *testing.T) {
+	srv := dnstest.Start(t, spfZone)
+	r := cmdtest.Run(t, "check", "spf", "bad.example.org", "--resolver", srv.Addr())
+	if r.Code != 1 || !strings.Contains(r.Stdout, "inclde:foo.example.com") || !strings.Contains(r.Stdout, "spf.syntax") || !strings.Contains(r.Stdout, "offset 26") {
+		t.Fatalf("exit %d\n%s", r.Code, r.Stdout)
+	}
+	t.Logf("\n%s", r.Stdout)
+}

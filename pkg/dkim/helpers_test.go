@@ -29,3 +29,12 @@ func serve(t testing.TB, zone string) (*dnstest.Server, *dnsclient.Client) {
 	}
 	return srv, c
 }
+
+func clientFor(t testing.TB, srv *dnstest.Server) *dnsclient.Client {
+	t.Helper()
+	c, err := dnsclient.New([]string{srv.Addr()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
+}

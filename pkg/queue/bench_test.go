@@ -1,0 +1,73 @@
+package queue
+
+import (
+	"runtime"
+	"strings"
+	"testing"
+	"time"
+)
+
+var benchBody = strings.Repeat("Lorem ipsum dolor sit amet, consectetur adipiscing.\r\n", 60) // ~3 KiB
+
+// BenchmarkEnqueue measures an acknowledged (fsync'd) Enqueue.
+func BenchmarkEnqueue(b *testing.B) {
+	q, err := Open(b.TempDir(), DefaultOptions())
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer q.Close()
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := q.Enqueue(testEnv("r@example.com"), strings.NewReader(benchBody)); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+func fill(b *testing.B, n int) (*Queue, time.Time) {
+	b.Helper()
+	q, err := Open(b.TempDir(), Options{Fsync: false})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { q.Close() })
+	now := time.Now()
+	for i := 0; i < n; i++ {
+		env := testEnv("r@example.com")
+		env.Recipients[0].State = StateDeferred
+		// 2% due now, the rest spread over the next day.
+		env.Recipients[0].NextAttempt = now.Add(time.Duration(i%100-1) * 15 * time.Minute)
+		if _, err := q.Enqueue(env, strings.NewReader(benchBody)); err != nil {
+			b.Fatal(err)
+		}
+	}
+	return q, now
+}
+
+// BenchmarkDue20k measures Due on a queue of 20,000 messages of which 400
+// are due.
+func BenchmarkDue20k(b *testing.B) {
+	q, now := fill(b, 20000)
+	b.ResetTimer()
+	for b.Loop() {
+		if n := len(q.Due(now)); n != 400 {
+			b.Fatalf("Due = %d", n)
+		}
+	}
+}
+
+// BenchmarkMemory20k reports the heap the queue holds for 20,000 queued
+// messages (bodies stay on disk).
+func BenchmarkMemory20k(b *testing.B) {
+	for b.Loop() {
+		runtime.GC()
+		var before, after runtime.MemStats
+		runtime.ReadMemStats(&before)
+		q, _ := fill(b, 20000)
+		runtime.GC()
+		runtime.ReadMemStats(&after)
+		b.ReportMetric(float64(after.HeapAlloc-before.HeapAlloc)/20000, "heapB/msg")
+		b.ReportMetric(float64(after.HeapAlloc-before.HeapAlloc)/(1<<20), "heapMiB/20k")
+		runtime.KeepAlive(q)
+	}
+}
