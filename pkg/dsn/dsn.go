@@ -38,7 +38,7 @@ type Recipient struct {
 	// Address is the recipient as given in RCPT TO (Final-Recipient).
 	Address string
 	// ORcpt is the RFC 3461 ORCPT value ("rfc822;addr"), "" if none.
-	ORcpt string
+	ORcpt  string
 	Action Action
 	// Status is the RFC 3463 code, e.g. "5.1.1"; "" derives one from
 	// Action (5.0.0 failed, 4.0.0 delayed, 2.0.0 delivered/relayed).
