@@ -298,13 +298,7 @@ func lookup(ctx context.Context, r dnsclient.Resolver, j job) Query {
 		q.Kind = queryKind(err)
 		return q
 	}
-	var answers []netip.Addr
-	for _, rr := range resp.Records() {
-		if a, ok := netip.AddrFromSlice(rr.(*dns.A).A); ok {
-			answers = append(answers, a.Unmap())
-		}
-	}
-	v := j.zone.Interpret(answers)
+	v := j.zone.Interpret(addrs(resp.Records()))
 	if v.Codes != nil {
 		q.Codes = v.Codes
 	}
@@ -320,6 +314,20 @@ func lookup(ctx context.Context, r dnsclient.Resolver, j job) Query {
 		}
 	}
 	return q
+}
+
+// addrs returns the addresses of the A records among rrs (CNAMEs that
+// led to them, and any other type, are skipped).
+func addrs(rrs []dns.RR) []netip.Addr {
+	var out []netip.Addr
+	for _, rr := range rrs {
+		if a, ok := rr.(*dns.A); ok {
+			if ip, ok := netip.AddrFromSlice(a.A); ok {
+				out = append(out, ip.Unmap())
+			}
+		}
+	}
+	return out
 }
 
 func queryKind(err error) string {
