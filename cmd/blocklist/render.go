@@ -89,7 +89,7 @@ func render(w io.Writer, st *cmdutil.Styles, rep *report.Report, out *Output, al
 	}
 	// Domain targets whose lookups found nothing still get a line.
 	for _, t := range res.Targets {
-		if t.Kind == "domain" && len(t.Notes) > 0 && !hasTarget(groups, t.Target) {
+		if len(t.Notes) > 0 && !hasTarget(groups, t.Target) {
 			header(w, st, t.Target, nil)
 			notes(w, st, t.Notes)
 		}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"net/netip"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -98,6 +99,9 @@ type TargetInfo struct {
 	IPs       []SourceIP `json:"ips,omitempty"`
 	Notes     []string   `json:"notes,omitempty"`
 	Errors    []string   `json:"errors,omitempty"`
+	// Unchecked is set for an IPv6 address or range when no list in the
+	// set answers IPv6 queries.
+	Unchecked bool `json:"unchecked,omitempty"`
 	errs      []error
 }
 
@@ -224,7 +228,19 @@ func (c *Checker) plan(targets []Target, infos []TargetInfo) []job {
 		}
 		seen[a] = idx
 	}
+	v6 := slices.ContainsFunc(c.Zones, func(z Zone) bool { return z.Kind == IPList && z.IPv6 })
 	for i, t := range targets {
+		if !v6 && (t.Addr.Is6() || t.Prefix.Addr().Is6()) {
+			infos[i].Unchecked = true
+			infos[i].Notes = append(infos[i].Notes, "no list in the set answers IPv6 queries (Spamhaus ZEN does): not checked")
+		}
+		if !v6 && t.IsDomain() {
+			for _, sip := range infos[i].IPs {
+				if sip.addr.Is6() {
+					infos[i].Notes = append(infos[i].Notes, sip.IP+": no list in the set answers IPv6 queries: not checked")
+				}
+			}
+		}
 		switch {
 		case t.IsDomain():
 			for _, z := range c.Zones {
