@@ -160,8 +160,10 @@ func (c *Checker) Check(ctx context.Context, targets []Target) *Result {
 	res := &Result{Targets: make([]TargetInfo, len(targets))}
 	r := c.resolver()
 
-	// Find the addresses of the domain targets first (MX, SPF), all at once.
+	// Find the addresses of the domain targets first (MX, SPF), as many
+	// domains at once as the bound allows queries.
 	var wg sync.WaitGroup
+	gate := make(chan struct{}, c.concurrency())
 	for i, t := range targets {
 		info := &res.Targets[i]
 		info.Target = t.Input
@@ -169,8 +171,9 @@ func (c *Checker) Check(ctx context.Context, targets []Target) *Result {
 		case t.IsDomain():
 			info.Target, info.Kind = t.Domain, "domain"
 			wg.Add(1)
+			gate <- struct{}{}
 			go func() {
-				defer wg.Done()
+				defer func() { <-gate; wg.Done() }()
 				discover(ctx, r, t.Domain, info)
 			}()
 		case t.Prefix.IsValid():
