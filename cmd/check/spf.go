@@ -204,7 +204,7 @@ func writeSPFHuman(w io.Writer, st *cmdutil.Styles, rep *report.Report, r *spfRe
 			fmt.Fprintf(w, "  %-8s%s\n", label, l)
 		}
 	}
-	if r.Tree != nil && r.Record != "" {
+	if r.Tree != nil && r.Record != "" && r.Tree.Error == "" {
 		fmt.Fprintf(w, "  %-8s%s of %d DNS-querying terms, %s of %d void lookups\n", "budget",
 			budget(st, r.Lookups, spf.DefaultMaxLookups), spf.DefaultMaxLookups,
 			budget(st, r.VoidLookups, spf.DefaultMaxVoid), spf.DefaultMaxVoid)
