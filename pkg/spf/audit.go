@@ -493,7 +493,9 @@ func (w *walker) child(parent, c *Node, path []string, top bool) {
 		return
 	case errors.Is(err, ErrNoRecord):
 		c.Error = "no SPF record"
-		c.VoidLookups = 1
+		if nre := (*NoRecordError)(nil); errors.As(err, &nre) && nre.Outcome.Void() {
+			c.VoidLookups = 1 // NXDOMAIN or no TXT at all; other TXT records are not void
+		}
 		code, what := "spf.include-none", "include"
 		if c.Via == "redirect" {
 			code, what = "spf.redirect-none", "redirect"
