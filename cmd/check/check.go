@@ -23,6 +23,7 @@ exits 0 (pass), 1 (a check failed), 2 (bad input) or 3 (could not complete).`,
 	cmd.AddCommand(NewCmdDMARC(f, nil))
 	cmd.AddCommand(NewCmdMX(f, nil))
 	cmd.AddCommand(NewCmdPTR(f, nil))
+	cmd.AddCommand(NewCmdAll(f, nil))
 	cmd.AddCommand(NewCmdDKIM(f, nil))
 	cmd.AddCommand(NewCmdSPF(f, nil))
 	return cmd

@@ -128,8 +128,17 @@ func dkimDomainRun(ctx context.Context, f *cmdutil.Factory, opts *DKIMOptions) e
 	var lookupErr error
 	if len(sels) == 0 {
 		res.Discovered, res.Tried = true, dkim.CommonSelectors
+		wild, err := dkim.HasWildcard(ctx, r, domain)
+		if err != nil {
+			lookupErr = err
+		}
+		if wild {
+			rep.Warn(dkim.CodeWildcard, "*._domainkey.%s answers for any selector, so discovery cannot tell which selectors are really used; pass --selector", domain)
+		}
 		found, err := dkim.Discover(ctx, r, domain, nil)
-		lookupErr = err
+		if err != nil {
+			lookupErr = err
+		}
 		res.Selectors = append(res.Selectors, found...)
 		if len(found) == 0 && err == nil {
 			rep.Warn(dkim.CodeNoSelector, "none of %d common selectors has a key record at %s; selectors are arbitrary, so pass the one your signer uses with --selector", len(dkim.CommonSelectors), "SELECTOR._domainkey."+domain)
@@ -173,7 +182,7 @@ func dkimDomainRun(ctx context.Context, f *cmdutil.Factory, opts *DKIMOptions) e
 				fmt.Fprintf(w, "  %s\n", describeKey(sr.Key))
 			}
 			for _, rec := range sr.Records {
-				for _, line := range cmdutil.Wrap(rec, cmdutil.Width-4) {
+				for _, line := range hardWrap(rec, cmdutil.Width-4) {
 					fmt.Fprintf(w, "    %s\n", st.Dim.Render(line))
 				}
 			}
@@ -183,13 +192,26 @@ func dkimDomainRun(ctx context.Context, f *cmdutil.Factory, opts *DKIMOptions) e
 		if lookupErr != nil {
 			fmt.Fprintf(w, "%s %v\n\n", st.Fail.Render("could not complete:"), lookupErr)
 		}
-		if res.Discovered && len(res.Selectors) == 0 {
+		if res.Discovered && (len(res.Selectors) == 0 || rep.Has(dkim.CodeWildcard)) {
 			st.WriteFindings(w, rep.Findings)
 			fmt.Fprintln(w)
 		}
 		st.WriteSummary(w, rep)
 		return nil
 	})
+}
+
+// hardWrap wraps at spaces and cuts words longer than width (base64).
+func hardWrap(text string, width int) []string {
+	var out []string
+	for _, line := range cmdutil.Wrap(text, width) {
+		for len(line) > width {
+			out = append(out, line[:width])
+			line = line[width:]
+		}
+		out = append(out, line)
+	}
+	return out
 }
 
 func describeKey(k *dkim.KeyRecord) string {
@@ -269,6 +291,12 @@ func dkimMessageRun(ctx context.Context, f *cmdutil.Factory, opts *DKIMOptions) 
 	}
 	for i, v := range vs {
 		if v.Result == dkim.ResultPass {
+			if v.Testing {
+				rep.Info(dkim.CodeTesting, "signature %d (d=%s s=%s): the key has t=y (testing); receivers treat the mail as unsigned", i+1, v.Domain, v.Selector)
+			}
+			if strings.HasPrefix(v.Algorithm, "rsa-") && v.KeyBits > 0 && v.KeyBits < dkim.RecommendedRSABits {
+				rep.Warn(dkim.CodeKeyShort, "signature %d (d=%s s=%s): RSA key is %d bits; use at least 2048 (RFC 8301 §3.2)", i+1, v.Domain, v.Selector, v.KeyBits)
+			}
 			continue
 		}
 		sev := report.SeverityError
@@ -293,7 +321,46 @@ func dkimMessageRun(ctx context.Context, f *cmdutil.Factory, opts *DKIMOptions) 
 			}
 			fmt.Fprintf(w, "%s %d  %s\n", st.Bold.Render("Signature"), i+1, word)
 			fmt.Fprintf(w, "  d=%s s=%s a=%s c=%s\n", v.Domain, v.Selector, v.Algorithm, v.Canonicalization)
-			fmt.Fprintf(w, "  %s %s\n", st.Dim.Render("signed headers:"), strings.Join(v.HeaderKeys, ":"))
+			var extra []string
+			if v.Identifier != "" && v.Identifier != "@"+v.Domain {
+				extra = append(extra, "i="+v.Identifier)
+			}
+			switch {
+			case v.KeyBits > 0 && strings.HasPrefix(v.Algorithm, "ed25519"):
+				extra = append(extra, "Ed25519 key")
+			case v.KeyBits > 0:
+				extra = append(extra, fmt.Sprintf("RSA %d-bit key", v.KeyBits))
+			}
+			if v.Testing {
+				extra = append(extra, "testing (t=y)")
+			}
+			if !v.Signed.IsZero() {
+				extra = append(extra, "signed "+v.Signed.Format("2006-01-02 15:04Z"))
+			}
+			if !v.Expires.IsZero() {
+				extra = append(extra, "expires "+v.Expires.Format("2006-01-02 15:04Z"))
+			}
+			if v.BodyLength >= 0 {
+				extra = append(extra, fmt.Sprintf("l=%d", v.BodyLength))
+			}
+			if len(extra) > 0 {
+				fmt.Fprintf(w, "  %s\n", st.Dim.Render(strings.Join(extra, ", ")))
+			}
+			if len(v.HeaderKeys) > 0 {
+				for i, line := range cmdutil.Wrap(strings.Join(v.HeaderKeys, ":"), cmdutil.Width-18) {
+					label := "signed headers:"
+					if i > 0 {
+						label = "               "
+					}
+					fmt.Fprintf(w, "  %s %s\n", st.Dim.Render(label), line)
+				}
+			}
+			if len(v.HeaderKeys) == 0 {
+				fmt.Fprintf(w, "  %s\n", st.Dim.Render("signed headers: none"))
+			}
+			if v.Code != "" {
+				fmt.Fprintf(w, "  %s\n", st.Dim.Render(v.Code))
+			}
 			if v.Reason != "" {
 				for _, line := range cmdutil.Wrap(v.Reason, cmdutil.Width-4) {
 					fmt.Fprintf(w, "  %s\n", line)
@@ -301,12 +368,22 @@ func dkimMessageRun(ctx context.Context, f *cmdutil.Factory, opts *DKIMOptions) 
 			}
 			fmt.Fprintln(w)
 		}
-		if len(vs) == 0 {
+		if len(vs) == 0 || hasInfoOrWarn(rep.Findings) {
 			st.WriteFindings(w, rep.Findings)
+			fmt.Fprintln(w)
 		}
 		st.WriteSummary(w, rep)
 		return nil
 	})
+}
+
+func hasInfoOrWarn(fs []report.Finding) bool {
+	for _, f := range fs {
+		if f.Severity != report.SeverityError {
+			return true
+		}
+	}
+	return false
 }
 
 func hasError(fs []report.Finding) bool {

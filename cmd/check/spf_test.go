@@ -2,6 +2,7 @@ package check_test
 
 import (
 	"encoding/json"
+	"net"
 	"strings"
 	"testing"
 	"time"
@@ -185,5 +186,27 @@ func TestCheckSPFDNSFailure(t *testing.T) {
 	}
 	if time.Since(start) > 3*time.Second {
 		t.Fatalf("timeout took %v", time.Since(start))
+	}
+}
+
+func TestCheckSPFSyntaxErrorShowsRecord(t *testing.T) {
+	srv := dnstest.Start(t, spfZone)
+	r := cmdtest.Run(t, "check", "spf", "bad.example.org", "--resolver", srv.Addr())
+	if r.Code != 1 || !strings.Contains(r.Stdout, "inclde:foo.example.com") || !strings.Contains(r.Stdout, "spf.syntax") || !strings.Contains(r.Stdout, "offset 26") {
+		t.Fatalf("exit %d\n%s", r.Code, r.Stdout)
+	}
+	t.Logf("\n%s", r.Stdout)
+}
+
+func TestCheckSPFResolverUnreachable(t *testing.T) {
+	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := pc.LocalAddr().String()
+	pc.Close() // nothing listens there now
+	r := cmdtest.Run(t, "check", "spf", "example.com", "--timeout", "300ms", "--resolver", addr)
+	if r.Code != 3 || !strings.Contains(r.Stdout, addr) {
+		t.Fatalf("exit %d, want 3 naming %s\n%s%s", r.Code, addr, r.Stdout, r.Stderr)
 	}
 }

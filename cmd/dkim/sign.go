@@ -18,6 +18,7 @@ import (
 // SignOptions are the inputs of `relayctl dkim sign`.
 type SignOptions struct {
 	Key, Domain, Selector string
+	Identifier            string
 	Canon                 string
 	Headers               []string
 	Expire                time.Duration
@@ -78,6 +79,7 @@ With --json, the signed message is in the result's "message" field.`,
 	fl.StringVar(&opts.Key, "key", "", "private key file (PEM, PKCS#8 or PKCS#1)")
 	fl.StringVar(&opts.Domain, "domain", "", "signing domain (d=)")
 	fl.StringVar(&opts.Selector, "selector", "", "selector (s=)")
+	fl.StringVar(&opts.Identifier, "identifier", "", "i= (AUID): an address or @domain in --domain or a subdomain (default: none, meaning @DOMAIN)")
 	fl.StringVar(&opts.Canon, "canon", "relaxed/relaxed", "canonicalization header/body: relaxed or simple")
 	fl.StringSliceVar(&opts.Headers, "headers", nil, "header fields to sign, comma-separated, in order (must include From)")
 	fl.DurationVar(&opts.Expire, "expire", 0, "add x= this long after signing (e.g. 168h); 0 for none")
@@ -126,7 +128,7 @@ func signRun(f *cmdutil.Factory, opts *SignOptions) error {
 		return cmdutil.Usagef("empty message")
 	}
 	msg, converted := dkim.Normalize(raw)
-	so := dkim.SignOptions{Domain: domain, Selector: opts.Selector, Signer: key,
+	so := dkim.SignOptions{Domain: domain, Selector: opts.Selector, Identifier: opts.Identifier, Signer: key,
 		HeaderCanon: hc, BodyCanon: bc, Headers: opts.Headers, Expiration: opts.Expire, Now: f.Now}
 	sig, err := dkim.SignatureHeader(msg, so)
 	if err != nil { // no From, a bad --headers list, a key too short: all the input's fault

@@ -2,6 +2,8 @@ package dkim
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"fmt"
 	"strings"
 	"sync"
@@ -103,6 +105,21 @@ func CheckSelector(ctx context.Context, r dnsclient.Resolver, domain, selector s
 	res.Key = key
 	res.Findings = append(res.Findings, fs...)
 	return res, nil
+}
+
+// HasWildcard reports whether the domain answers TXT queries for a
+// selector nobody would use (a wildcard under _domainkey, RFC 4592), in
+// which case discovery finds every common selector.
+func HasWildcard(ctx context.Context, r dnsclient.Resolver, domain string) (bool, error) {
+	var b [6]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		return false, err
+	}
+	res, err := CheckSelector(ctx, r, domain, "relayctl-probe-"+hex.EncodeToString(b[:]))
+	if err != nil {
+		return false, err
+	}
+	return res.Found, nil
 }
 
 // Discover tries each selector (CommonSelectors when nil) and returns the

@@ -37,7 +37,7 @@ const (
 	CodeUnknownTag        = "dkim.unknown-tag"        // a tag RFC 6376 does not define
 	CodeCNAME             = "dkim.cname"              // the selector name is delegated by CNAME
 	CodeNoSelector        = "dkim.no-selector-found"  // discovery found none of the common selectors
-	CodeInvalidSelector   = "dkim.invalid-selector"   // the selector is not a valid DNS label sequence
+	CodeWildcard          = "dkim.wildcard"           // *._domainkey answers for any selector
 	CodeRecordLooksLikeDK = "dkim.not-a-key-record"   // the TXT record is something else (SPF, DMARC…)
 	CodeEd25519SPKI       = "dkim.ed25519-spki"       // Ed25519 p= holds an SPKI, not the raw 32 bytes
 )

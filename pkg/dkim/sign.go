@@ -38,6 +38,9 @@ const (
 // SignOptions configure a signature.
 type SignOptions struct {
 	Domain, Selector string
+	// Identifier is the optional i= (AUID, RFC 6376 §3.5): an address or
+	// "@domain" in Domain or a subdomain of it.
+	Identifier string
 	// Signer is an *rsa.PrivateKey or an ed25519.PrivateKey.
 	Signer crypto.Signer
 	// HeaderCanon and BodyCanon are "relaxed" (the default when empty)
@@ -262,8 +265,15 @@ func (o SignOptions) msgauth(fields []string) (*msgdkim.SignOptions, error) {
 			return nil, errors.New("dkim: the signed header list must include From (RFC 6376 §5.4)")
 		}
 	}
+	if o.Identifier != "" {
+		_, d, ok := strings.Cut(o.Identifier, "@")
+		d, dom := strings.ToLower(d), strings.ToLower(o.Domain)
+		if !ok || (d != dom && !strings.HasSuffix(d, "."+dom)) {
+			return nil, fmt.Errorf("dkim: identifier %q is not in %s or a subdomain (RFC 6376 §3.5)", o.Identifier, o.Domain)
+		}
+	}
 	mo := &msgdkim.SignOptions{
-		Domain: o.Domain, Selector: o.Selector, Signer: o.Signer,
+		Domain: o.Domain, Selector: o.Selector, Signer: o.Signer, Identifier: o.Identifier,
 		HeaderCanonicalization: hc, BodyCanonicalization: bc,
 		HeaderKeys: keys,
 	}

@@ -6,8 +6,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	msgdkim "github.com/emersion/go-msgauth/dkim"
@@ -59,6 +61,11 @@ type Verification struct {
 	BodyLength       int64     `json:"body_length"` // -1 when no l=
 	Signed           time.Time `json:"signed,omitzero"`
 	Expires          time.Time `json:"expires,omitzero"`
+	// KeyBits is the key's size (RSA modulus bits, 256 for Ed25519) and
+	// Testing is set when its record has t=y; both are zero when the key
+	// record was not fetched or did not parse.
+	KeyBits int  `json:"key_bits,omitempty"`
+	Testing bool `json:"testing,omitempty"`
 }
 
 // Verify checks every DKIM-Signature field of a message (RFC 6376 §6),
@@ -85,7 +92,8 @@ func Verify(ctx context.Context, r dnsclient.Resolver, msg io.Reader) ([]Verific
 	if len(out) == 0 {
 		return out, nil
 	}
-	opts := &msgdkim.VerifyOptions{LookupTXT: dnsclient.TXTFunc(ctx, r), MaxVerifications: MaxSignatures}
+	keys := &keyCache{lookup: dnsclient.TXTFunc(ctx, r), records: map[string][]string{}}
+	opts := &msgdkim.VerifyOptions{LookupTXT: keys.LookupTXT, MaxVerifications: MaxSignatures}
 	vs, err := msgdkim.VerifyWithOptions(bytes.NewReader(data), opts)
 	if err != nil && !errors.Is(err, msgdkim.ErrTooManySignatures) {
 		return nil, fmt.Errorf("dkim: %w", err)
@@ -103,8 +111,52 @@ func Verify(ctx context.Context, r dnsclient.Resolver, msg io.Reader) ([]Verific
 			out[i].Identifier = vs[i].Identifier
 		}
 		out[i].Result, out[i].Code, out[i].Reason = classify(vs[i].Err, out[i])
+		keys.annotate(&out[i])
 	}
 	return out, nil
+}
+
+// keyCache remembers the key records go-msgauth fetched, so results can
+// say what key was used without asking DNS again. go-msgauth verifies
+// signatures in parallel: it is guarded by a mutex.
+type keyCache struct {
+	lookup  func(string) ([]string, error)
+	mu      sync.Mutex
+	records map[string][]string
+}
+
+func (c *keyCache) LookupTXT(name string) ([]string, error) {
+	txts, err := c.lookup(name)
+	if err == nil {
+		c.mu.Lock()
+		c.records[strings.ToLower(strings.TrimSuffix(name, "."))] = txts
+		c.mu.Unlock()
+	}
+	return txts, err
+}
+
+// annotate adds the key's size and flags, and applies what go-msgauth
+// does not: t=s (RFC 6376 §3.6.1: i= must be in exactly d=).
+func (c *keyCache) annotate(v *Verification) {
+	c.mu.Lock()
+	txts := c.records[strings.ToLower(RecordName(v.Selector, v.Domain))]
+	c.mu.Unlock()
+	if len(txts) != 1 {
+		return
+	}
+	k, _ := AuditKeyRecord(txts[0])
+	if k == nil {
+		return
+	}
+	v.KeyBits, v.Testing = k.Bits, k.Testing
+	if v.Result != ResultPass || !slices.Contains(k.Flags, "s") {
+		return
+	}
+	_, idomain, _ := strings.Cut(v.Identifier, "@")
+	if !strings.EqualFold(idomain, v.Domain) {
+		v.Result, v.Code = ResultFail, CodeIdentityMismatch
+		v.Reason = "the key has t=s, so i= must be in exactly d=" + v.Domain + ", not " + idomain
+	}
 }
 
 // describe reads the tags of a DKIM-Signature value for reporting; when

@@ -61,13 +61,25 @@ sha1._domainkey    TXT "v=DKIM1; k=ed25519; h=sha1; p=`+edP+`"
 svc._domainkey     TXT "v=DKIM1; k=ed25519; s=other; p=`+edP+`"
 bad._domainkey     TXT "v=DKIM1; k=ed25519; p=AAAA"
 v2._domainkey      TXT "v=DKIM2; k=ed25519; p=`+edP+`"
+strict._domainkey  TXT "v=DKIM1; k=ed25519; t=s:y; p=`+edP+`"
 `)
 	signed := sign(t, testMsg, dkim.SignOptions{})
 	if v := verifyOne(t, srv, signed); v.Result != dkim.ResultPass || v.Code != "" || v.Reason != "" || v.BodyLength != -1 ||
 		strings.Join(v.HeaderKeys, ":") != "From:From:Subject:Date:To" || v.Canonicalization != "relaxed/relaxed" || v.Algorithm != "ed25519-sha256" {
 		t.Errorf("pass: %+v", v)
 	}
+	if v := verifyOne(t, srv, signed); v.KeyBits != 256 || v.Testing {
+		t.Errorf("key details: %+v", v)
+	}
 	withSel := func(sel string) string { return sign(t, testMsg, dkim.SignOptions{Selector: sel}) }
+	strictSub := sign(t, testMsg, dkim.SignOptions{Selector: "strict", Identifier: "joe@mail.example.com"})
+	strictSame := sign(t, testMsg, dkim.SignOptions{Selector: "strict", Identifier: "joe@example.com"})
+	if v := verifyOne(t, srv, strictSame); v.Result != dkim.ResultPass || !v.Testing {
+		t.Errorf("t=s with i= in d=: %+v", v)
+	}
+	if _, err := dkim.SignatureHeader([]byte(testMsg), dkim.SignOptions{Domain: "example.com", Selector: "ed", Signer: rfc8463Key(t), Identifier: "joe@example.org"}); err == nil {
+		t.Error("identifier outside the domain accepted")
+	}
 	replace := func(s, old, new string) string {
 		if !strings.Contains(s, old) {
 			t.Fatalf("%q not in %q", old, s)
@@ -81,6 +93,7 @@ v2._domainkey      TXT "v=DKIM2; k=ed25519; p=`+edP+`"
 		{"header changed", replace(signed, "Subject: dinner", "Subject: lunch"), dkim.ResultFail, dkim.CodeSignatureMismatch},
 		{"From added", replace(signed, "To: ", "From: evil@example.org\r\nTo: "), dkim.ResultFail, dkim.CodeSignatureMismatch},
 		{"unsigned header added", replace(signed, "To: ", "X-Extra: fine\r\nTo: "), dkim.ResultPass, ""},
+		{"t=s with i= in a subdomain", strictSub, dkim.ResultFail, dkim.CodeIdentityMismatch},
 		{"key not found", withSel("nokey"), dkim.ResultPermError, dkim.CodeKeyNotFound},
 		{"key revoked", withSel("revoked"), dkim.ResultPermError, dkim.CodeKeyRevoked},
 		{"several records", withSel("two"), dkim.ResultPermError, dkim.CodeSeveralRecords},

@@ -3,6 +3,7 @@ package dnsbl
 import (
 	"context"
 	"errors"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -309,5 +310,64 @@ func TestOneRoundTrip(t *testing.T) {
 	}
 	if res.Summary.Clean != 5 {
 		t.Errorf("%+v", res.Summary)
+	}
+}
+
+func TestCheckDomainSPF(t *testing.T) {
+	srv := dnstest.Start(t, lists+`
+sender.example.      TXT "v=spf1 ip4:192.0.2.20 ip4:198.51.100.0/30 ip6:2001:db8::1/128 a a:out.sender.example/31 mx:relay.example ip4:203.0.113.0/16 include:_spf.provider.example exists:%{i}.x.sender.example -all"
+sender.example.      A   192.0.2.70
+sender.example.      MX  10 mx.sender.example.
+mx.sender.example.   A   192.0.2.70
+out.sender.example.  A   192.0.2.81
+relay.example.       MX  5 smtp.relay.example.
+smtp.relay.example.  A   192.0.2.90
+redirected.example.  TXT "v=spf1 redirect=_spf.redirected.example"
+_spf.redirected.example. TXT "v=spf1 ip4:192.0.2.100 -all"
+broken.example.      TXT "v=spf1 ip4:300.1.1.1 -all"
+`)
+	res := checker(t, srv, "b.barracudacentral.org").Check(context.Background(), targetsOf(t, "sender.example", "redirected.example", "broken.example"))
+	from := map[string][]string{}
+	for _, q := range res.Queries {
+		from[q.Target] = q.From
+	}
+	want := map[string]string{
+		"192.0.2.20":   "sender.example SPF ip4:192.0.2.20",
+		"198.51.100.3": "sender.example SPF ip4:198.51.100.0/30",
+		"192.0.2.70":   "sender.example MX mx.sender.example|sender.example SPF a",
+		"192.0.2.80":   "sender.example SPF a:out.sender.example/31",
+		"192.0.2.81":   "sender.example SPF a:out.sender.example/31",
+		"192.0.2.90":   "sender.example SPF mx:relay.example: smtp.relay.example",
+		"203.0.0.0":    "sender.example SPF ip4:203.0.113.0/16",
+		"192.0.2.100":  "redirected.example SPF (_spf.redirected.example) ip4:192.0.2.100",
+	}
+	for ip, w := range want {
+		got := from[ip]
+		slices.Sort(got)
+		ws := strings.Split(w, "|")
+		slices.Sort(ws)
+		if !slices.Equal(got, ws) {
+			t.Errorf("%s from %q, want %q", ip, got, ws)
+		}
+	}
+	if _, ok := from["203.0.113.1"]; ok {
+		t.Error("a /16 from SPF was expanded")
+	}
+	if _, ok := from["2001:db8::1"]; ok {
+		t.Error("IPv6 asked of an IPv4-only list")
+	}
+	notes := strings.Join(res.Targets[0].Notes, "\n")
+	for _, w := range []string{"ip4:203.0.113.0/16: 203.0.0.0/16 holds more than 256", "include:_spf.provider.example: not followed"} {
+		if !strings.Contains(notes, w) {
+			t.Errorf("notes lack %q:\n%s", w, notes)
+		}
+	}
+	if notes := strings.Join(res.Targets[2].Notes, "\n"); !strings.Contains(notes, "not checked") {
+		t.Errorf("broken record: %q", notes)
+	}
+	// The IPv6 address from ip6: is asked of ZEN.
+	res = checker(t, srv, "zen.spamhaus.org").Check(context.Background(), targetsOf(t, "sender.example"))
+	if q := find(t, res, "2001:db8::1", "zen.spamhaus.org"); !q.Listed || q.From[0] != "sender.example SPF ip6:2001:db8::1/128" {
+		t.Errorf("%+v", q)
 	}
 }

@@ -2,7 +2,9 @@ package dnsbl
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"net"
 	"net/netip"
 	"slices"
 	"strings"
@@ -11,6 +13,7 @@ import (
 	"github.com/miekg/dns"
 
 	"github.com/relayctl/relayctl/pkg/dnsclient"
+	"github.com/relayctl/relayctl/pkg/spf"
 )
 
 // collector gathers a domain's addresses, each with where it came from,
@@ -54,7 +57,11 @@ func (c *collector) fail(err error) {
 // (RFC 7208 §5).
 func discover(ctx context.Context, r dnsclient.Resolver, domain string, info *TargetInfo) {
 	c := &collector{info: info, index: map[netip.Addr]int{}}
-	c.mx(ctx, r, domain, "MX", true)
+	var wg sync.WaitGroup
+	wg.Add(2)
+	go func() { defer wg.Done(); c.mx(ctx, r, domain, "MX", true, -1, -1) }()
+	go func() { defer wg.Done(); c.spf(ctx, r, domain) }()
+	wg.Wait()
 	slices.SortStableFunc(info.IPs, func(a, b SourceIP) int { return a.addr.Compare(b.addr) })
 	info.Addresses = len(info.IPs)
 }
@@ -62,7 +69,7 @@ func discover(ctx context.Context, r dnsclient.Resolver, domain string, info *Ta
 // mx adds the addresses of domain's MX hosts, labelled "<label> host".
 // With implicit, a domain without MX records contributes its own
 // addresses (RFC 5321 §5.1).
-func (c *collector) mx(ctx context.Context, r dnsclient.Resolver, domain, label string, implicit bool) {
+func (c *collector) mx(ctx context.Context, r dnsclient.Resolver, domain, label string, implicit bool, prefix4, prefix6 int) {
 	mxs, resp, err := dnsclient.LookupMX(ctx, r, domain)
 	if err != nil {
 		c.fail(fmt.Errorf("%s %s: %w", label, domain, err))
@@ -88,7 +95,7 @@ func (c *collector) mx(ctx context.Context, r dnsclient.Resolver, domain, label 
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			c.hostIPs(ctx, r, host, label+" "+host, -1, -1)
+			c.hostIPs(ctx, r, host, label+" "+host, prefix4, prefix6)
 		}()
 	}
 	wg.Wait()
@@ -144,4 +151,101 @@ func (c *collector) addRange(p netip.Prefix, from string) {
 	for _, a := range t.Addrs() {
 		c.add(a, from)
 	}
+}
+
+// maxRedirects bounds how many SPF redirect= modifiers are followed
+// (RFC 7208 §4.6.4 allows 10 DNS-querying terms in all).
+const maxRedirects = 10
+
+// spf adds the addresses the domain's SPF record (RFC 7208) authorises
+// directly: ip4 and ip6 networks, and the addresses of its a and mx terms
+// (with their dual-cidr-length). A redirect= is followed, since the
+// target's record is the one in effect; include: is not (it names a third
+// party's ranges, usually a large provider), and terms with macros
+// cannot be expanded without a sender.
+func (c *collector) spf(ctx context.Context, r dnsclient.Resolver, domain string) {
+	seen := map[string]bool{}
+	for hop := 0; hop <= maxRedirects; hop++ {
+		seen[domain] = true
+		rec, _, err := spf.LookupRecord(ctx, r, domain)
+		switch {
+		case errors.Is(err, spf.ErrDNS):
+			c.fail(fmt.Errorf("SPF %s: %w", domain, spf.DNSCause(err)))
+			return
+		case errors.Is(err, spf.ErrNoRecord):
+			if hop > 0 {
+				c.note("SPF redirect=%s: no SPF record there", domain)
+			}
+			return
+		case err != nil:
+			c.note("SPF %s: %v; its addresses are not checked", domain, err)
+			return
+		}
+		var wg sync.WaitGroup
+		for _, m := range rec.Mechanisms {
+			from := "SPF " + m.Term
+			if hop > 0 {
+				from = "SPF (" + domain + ") " + m.Term
+			}
+			target := m.Domain
+			if target == "" {
+				target = domain
+			}
+			switch m.Kind {
+			case "ip4", "ip6":
+				if p, ok := netipPrefix(m.Net); ok {
+					c.addRange(p, from)
+				}
+			case "a", "mx":
+				if strings.Contains(target, "%") {
+					c.note("%s: holds a macro, which needs a sender to expand; not checked", from)
+					continue
+				}
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					if m.Kind == "a" {
+						c.hostIPs(ctx, r, strings.TrimSuffix(target, "."), from, m.Prefix4, m.Prefix6)
+					} else {
+						c.mx(ctx, r, strings.TrimSuffix(target, "."), from+":", false, m.Prefix4, m.Prefix6)
+					}
+				}()
+			case "include":
+				c.note("%s: not followed (a third party's addresses)", from)
+			}
+		}
+		wg.Wait()
+		if rec.Redirect == "" || slices.ContainsFunc(rec.Mechanisms, func(m spf.Mechanism) bool { return m.Kind == "all" }) {
+			return // RFC 7208 §6.1: redirect is ignored when "all" is present
+		}
+		next := strings.ToLower(strings.TrimSuffix(rec.Redirect, "."))
+		if strings.Contains(next, "%") {
+			c.note("SPF redirect=%s holds a macro, which needs a sender to expand; not followed", rec.Redirect)
+			return
+		}
+		if seen[next] {
+			c.note("SPF redirect=%s loops; stopped", rec.Redirect)
+			return
+		}
+		domain = next
+	}
+	c.note("SPF: more than %d redirects; stopped", maxRedirects)
+}
+
+func netipPrefix(n *net.IPNet) (netip.Prefix, bool) {
+	if n == nil {
+		return netip.Prefix{}, false
+	}
+	a, ok := netip.AddrFromSlice(n.IP)
+	if !ok {
+		return netip.Prefix{}, false
+	}
+	ones, bits := n.Mask.Size()
+	if a.Is4In6() && bits == 32 {
+		a = a.Unmap()
+	}
+	if bits == 0 || a.BitLen() != bits {
+		return netip.Prefix{}, false
+	}
+	return netip.PrefixFrom(a, ones).Masked(), true
 }

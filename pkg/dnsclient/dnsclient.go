@@ -169,6 +169,23 @@ type Client struct {
 	hook    func(Query)
 	udp     *dns.Client
 	tcp     *dns.Client
+
+	poolMu sync.Mutex
+	pool   map[string][]*udpConn // idle UDP sockets per server
+}
+
+// UDP sockets are reused between queries (saving a socket, connect and
+// close per query in bulk runs) but each serves at most udpConnUses
+// queries, so the source port keeps changing as RFC 5452 §9.2 asks, and
+// at most udpIdleMax idle sockets per server are kept.
+const (
+	udpConnUses = 64
+	udpIdleMax  = 256
+)
+
+type udpConn struct {
+	*dns.Conn
+	uses int
 }
 
 // Option configures a Client.
@@ -280,7 +297,7 @@ func (c *Client) exchangeServer(ctx context.Context, server, fqdn string, qtype 
 		start = time.Now()
 	)
 	for attempt := 0; attempt <= c.retries; attempt++ {
-		in, rtt, err = c.udp.ExchangeContext(ctx, m, server)
+		in, rtt, err = c.exchangeUDP(ctx, m, server)
 		if err == nil && in.Truncated { // RFC 7766 §5: retry over TCP
 			tcp = true
 			in, rtt, err = c.tcp.ExchangeContext(ctx, m, server)
@@ -321,6 +338,108 @@ func (c *Client) exchangeServer(ctx context.Context, server, fqdn string, qtype 
 	q.Outcome = resp.Outcome.String()
 	c.report(q)
 	return resp, nil
+}
+
+// exchangeUDP asks over a pooled UDP socket. A socket that saw an error
+// (timeout included: a late answer could still arrive on it) is closed,
+// not reused. miekg/dns skips answers whose ID does not match; an answer
+// to another question (a late reply with a colliding ID) is refused here.
+func (c *Client) exchangeUDP(ctx context.Context, m *dns.Msg, server string) (*dns.Msg, time.Duration, error) {
+	co, err := c.getUDP(ctx, server)
+	if err != nil {
+		return nil, 0, err
+	}
+	in, rtt, err := c.udp.ExchangeWithConnContext(ctx, m, co.Conn)
+	if err == nil && !sameQuestion(in, m) {
+		err = fmt.Errorf("answer for another question (%v)", in.Question)
+	}
+	if err != nil {
+		co.Close() //nolint:errcheck // already failed
+		return nil, rtt, err
+	}
+	c.putUDP(server, co)
+	return in, rtt, nil
+}
+
+func sameQuestion(in, m *dns.Msg) bool {
+	if len(in.Question) != 1 || len(m.Question) != 1 {
+		return false
+	}
+	a, b := in.Question[0], m.Question[0]
+	return a.Qtype == b.Qtype && a.Qclass == b.Qclass && sameName(a.Name, b.Name)
+}
+
+// sameName compares names in wire form: an unpacked name is in escaped
+// presentation form ("a\ b"), the name we sent may hold the raw bytes.
+func sameName(x, y string) bool {
+	if strings.EqualFold(x, y) {
+		return true
+	}
+	bx, by := make([]byte, 256), make([]byte, 256)
+	nx, errx := dns.PackDomainName(x, bx, 0, nil, false)
+	ny, erry := dns.PackDomainName(y, by, 0, nil, false)
+	if errx != nil || erry != nil || nx != ny {
+		return false
+	}
+	for i := range nx { // RFC 4343: ASCII case-insensitive, other bytes exact
+		if lower(bx[i]) != lower(by[i]) {
+			return false
+		}
+	}
+	return true
+}
+
+func lower(c byte) byte {
+	if c >= 'A' && c <= 'Z' {
+		return c + 'a' - 'A'
+	}
+	return c
+}
+
+func (c *Client) getUDP(ctx context.Context, server string) (*udpConn, error) {
+	c.poolMu.Lock()
+	if idle := c.pool[server]; len(idle) > 0 {
+		co := idle[len(idle)-1]
+		c.pool[server] = idle[:len(idle)-1]
+		c.poolMu.Unlock()
+		return co, nil
+	}
+	c.poolMu.Unlock()
+	conn, err := c.udp.DialContext(ctx, server)
+	if err != nil {
+		return nil, err
+	}
+	return &udpConn{Conn: conn}, nil
+}
+
+func (c *Client) putUDP(server string, co *udpConn) {
+	co.uses++
+	c.poolMu.Lock()
+	if co.uses < udpConnUses && len(c.pool[server]) < udpIdleMax {
+		if c.pool == nil {
+			c.pool = map[string][]*udpConn{}
+		}
+		c.pool[server] = append(c.pool[server], co)
+		co = nil
+	}
+	c.poolMu.Unlock()
+	if co != nil {
+		co.Close() //nolint:errcheck // retired
+	}
+}
+
+// Close closes the idle UDP sockets the client keeps for reuse. The
+// client stays usable.
+func (c *Client) Close() error {
+	c.poolMu.Lock()
+	defer c.poolMu.Unlock()
+	for _, idle := range c.pool {
+		for _, co := range idle {
+			co.Close() //nolint:errcheck // idle
+		}
+	}
+	c.pool = nil
+	return nil
 }
 
 func (c *Client) report(q Query) {

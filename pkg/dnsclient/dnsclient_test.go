@@ -156,3 +156,40 @@ func TestUnescapeTXT(t *testing.T) {
 		}
 	}
 }
+
+// Pooled UDP sockets: concurrent and sequential queries each get their
+// own answer, a socket that timed out is not reused, and Close leaves the
+// client usable.
+func TestSocketReuse(t *testing.T) {
+	srv := dnstest.Start(t, zone)
+	c := newClient(t, srv, dnsclient.WithTimeout(time.Second), dnsclient.WithRetries(0))
+	defer c.Close()
+	names := []string{"www.example.test", "a.b.c.example.test", "alias.example.test"}
+	done := make(chan error, 100)
+	for i := range 100 {
+		go func() {
+			name := names[i%len(names)]
+			resp, err := c.Exchange(context.Background(), name, dns.TypeA)
+			if err == nil && !strings.EqualFold(resp.Name, name+".") {
+				err = errors.New("answer for " + resp.Name + " to a query for " + name)
+			}
+			done <- err
+		}()
+	}
+	for range 100 {
+		if err := <-done; err != nil {
+			t.Fatal(err)
+		}
+	}
+	srv.Set("slow.example.test", 0, dnstest.Timeout)
+	if _, err := c.Exchange(context.Background(), "slow.example.test", dns.TypeA); !errors.Is(err, dnsclient.ErrTimeout) {
+		t.Fatalf("want timeout, got %v", err)
+	}
+	c.Close()
+	for range 100 {
+		resp, err := c.Exchange(context.Background(), "www.example.test", dns.TypeA)
+		if err != nil || len(resp.Records()) != 1 || resp.Records()[0].(*dns.A).A.String() != "192.0.2.1" {
+			t.Fatalf("%v %v", resp, err)
+		}
+	}
+}

@@ -44,9 +44,10 @@ type Node struct {
 	// found.
 	Terms    []TermCost `json:"terms,omitempty"`
 	Children []*Node    `json:"children,omitempty"`
+	// Findings are this record's own problems (also in AuditResult).
+	Findings []report.Finding `json:"findings,omitempty"`
 
-	findings []report.Finding
-	void     int // void lookups of this record's own terms
+	void int // void lookups of this record's own terms
 }
 
 // TermCost describes one DNS-querying term.
@@ -121,7 +122,7 @@ func (a *Auditor) Audit(ctx context.Context, domain string) (*AuditResult, error
 		}
 	}()
 
-	rec, strs, err := w.fetch(domain)
+	rec, strs, size, err := w.fetch(domain)
 	wg.Wait()
 	res := &AuditResult{Domain: domain, Tree: root}
 	switch {
@@ -142,8 +143,12 @@ func (a *Auditor) Audit(ctx context.Context, domain string) (*AuditResult, error
 		}
 		return res, nil
 	default:
-		root.Error = err.Error()
+		root.Error = shortError(err)
 		root.Strings = flatten(strs)
+		if len(strs) == 1 {
+			root.Record = root.Strings[0]
+			res.Record = root.Record
+		}
 		res.Findings = append(res.Findings, recordErrorFinding(domain, err, strs))
 		if len(strs) == 1 {
 			res.Findings = append(res.Findings, stringFindings(domain, strs[0])...)
@@ -155,13 +160,13 @@ func (a *Auditor) Audit(ctx context.Context, domain string) (*AuditResult, error
 	if len(spfRR) > 0 {
 		res.Findings = append(res.Findings, finding("spf.rr-type-spf", report.SeverityWarning, "%s also publishes the deprecated SPF RR type (99); RFC 7208 §3.1 removed it and receivers ignore it: delete it so the two cannot drift", domain))
 	}
-	w.walk(root, rec, []string{strings.ToLower(domain)}, true)
+	w.walk(root, rec, size, []string{strings.ToLower(domain)}, true)
 	res.Lookups, res.VoidLookups = root.Lookups, root.VoidLookups
 	res.Incomplete = w.dnsEr
 
 	var collect func(n *Node)
 	collect = func(n *Node) {
-		res.Findings = append(res.Findings, n.findings...)
+		res.Findings = append(res.Findings, n.Findings...)
 		for _, c := range n.Children {
 			collect(c)
 		}
@@ -185,6 +190,19 @@ func (a *Auditor) Audit(ctx context.Context, domain string) (*AuditResult, error
 		res.Findings = append(res.Findings, finding("spf.void-limit", report.SeverityError, "the tree makes %d void lookups, over the limit of %d (RFC 7208 §4.6.4): receivers return permerror", res.VoidLookups, maxV))
 	}
 	return res, nil
+}
+
+// shortError names a record problem in a few words for the tree; the
+// finding has the details.
+func shortError(err error) string {
+	var se *SyntaxError
+	switch {
+	case errors.Is(err, ErrMultipleRecords):
+		return "several SPF records"
+	case errors.As(err, &se):
+		return "syntax error"
+	}
+	return "unusable record"
 }
 
 // DNSCause returns the *dnsclient.QueryError inside err (it names the
@@ -234,15 +252,17 @@ func (w *walker) exchange(name string, qtype uint16) (*dnsclient.Response, error
 	return w.a.Resolver.Exchange(w.ctx, name, qtype)
 }
 
-// fetch returns the SPF record of domain with its strings.
-func (w *walker) fetch(domain string) (*Record, [][]string, error) {
+// fetch returns the SPF record of domain with its strings and the
+// size RFC 7208 §3.4 limits (name plus all TXT text).
+func (w *walker) fetch(domain string) (*Record, [][]string, int, error) {
 	select {
 	case w.sem <- struct{}{}:
 	case <-w.ctx.Done():
-		return nil, nil, w.ctx.Err()
+		return nil, nil, 0, w.ctx.Err()
 	}
 	defer func() { <-w.sem }()
-	return LookupRecord(w.ctx, w.a.Resolver, domain)
+	rec, strs, resp, err := lookupRecord(w.ctx, w.a.Resolver, domain)
+	return rec, strs, answerSize(domain, resp), err
 }
 
 func (w *walker) markDNSError() {
@@ -254,8 +274,11 @@ func (w *walker) markDNSError() {
 // walk fills n from its parsed record: the record checks, then every
 // DNS-querying term and child record, concurrently. top is set for the
 // root and redirect targets, whose record decides the final result.
-func (w *walker) walk(n *Node, rec *Record, path []string, top bool) {
-	n.findings = append(n.findings, recordFindings(n.Domain, rec, n.Strings, top)...)
+func (w *walker) walk(n *Node, rec *Record, size int, path []string, top bool) {
+	n.Findings = append(n.Findings, recordFindings(n.Domain, rec, n.Strings, top)...)
+	if size > 450 {
+		n.Findings = append(n.Findings, finding("spf.record-too-long", report.SeverityWarning, "%s: the TXT answer is %d octets (name plus every TXT record there); RFC 7208 §3.4 asks for under 450 so it fits a 512-octet UDP response; receivers behind TCP-hostile firewalls may ignore it", n.Domain, size))
+	}
 	hasAll := false
 	for _, m := range rec.Mechanisms {
 		if m.Kind == "all" {
@@ -282,7 +305,7 @@ func (w *walker) walk(n *Node, rec *Record, path []string, top bool) {
 		}
 		if strings.Contains(target, "%") {
 			tc.Note = "depends on the message (macros): not resolved"
-			n.findings = append(n.findings, finding("spf.macro", report.SeverityInfo, "%s: %q uses macros; its lookups depend on each message and are not followed here", n.Domain, m.Term))
+			n.Findings = append(n.Findings, finding("spf.macro", report.SeverityInfo, "%s: %q uses macros; its lookups depend on each message and are not followed here", n.Domain, m.Term))
 			n.Terms = append(n.Terms, tc)
 			continue
 		}
@@ -305,7 +328,7 @@ func (w *walker) walk(n *Node, rec *Record, path []string, top bool) {
 		tc := TermCost{Term: "redirect=" + rec.Redirect, Cost: 1}
 		if strings.Contains(rec.Redirect, "%") {
 			tc.Note = "depends on the message (macros): not resolved"
-			n.findings = append(n.findings, finding("spf.macro", report.SeverityInfo, "%s: redirect=%s uses macros and is not followed here", n.Domain, rec.Redirect))
+			n.Findings = append(n.Findings, finding("spf.macro", report.SeverityInfo, "%s: redirect=%s uses macros and is not followed here", n.Domain, rec.Redirect))
 			n.Terms = append(n.Terms, tc)
 		} else {
 			child := &Node{Domain: strings.TrimSuffix(rec.Redirect, "."), Via: "redirect", Term: tc.Term}
@@ -347,7 +370,7 @@ func (w *walker) term(n *Node, tc *TermCost, m Mechanism) {
 	target = strings.TrimSuffix(target, ".")
 	add := func(f report.Finding) {
 		w.mu.Lock()
-		n.findings = append(n.findings, f)
+		n.Findings = append(n.Findings, f)
 		w.mu.Unlock()
 	}
 	voidTerm := func(what string) {
@@ -432,7 +455,7 @@ func (w *walker) term(n *Node, tc *TermCost, m Mechanism) {
 
 // child fetches and walks an included or redirected record.
 func (w *walker) child(parent, c *Node, path []string, top bool) {
-	add := func(f report.Finding) { c.findings = append(c.findings, f) }
+	add := func(f report.Finding) { c.Findings = append(c.Findings, f) }
 	lower := strings.ToLower(c.Domain)
 	for _, p := range path {
 		if p == lower {
@@ -452,6 +475,7 @@ func (w *walker) child(parent, c *Node, path []string, top bool) {
 	w.mu.Unlock()
 	if tooMany {
 		c.Error = "not followed: tree too large"
+		add(finding("spf.tree-too-large", report.SeverityError, "%s: %q not followed: the tree has more than %d records", parent.Domain, c.Term, maxAuditNodes))
 		return
 	}
 	if !ValidDomain(c.Domain) {
@@ -459,17 +483,19 @@ func (w *walker) child(parent, c *Node, path []string, top bool) {
 		add(finding("spf.include-invalid", report.SeverityError, "%s: %q names an invalid domain: receivers return permerror", parent.Domain, c.Term))
 		return
 	}
-	rec, strs, err := w.fetch(c.Domain)
+	rec, strs, size, err := w.fetch(c.Domain)
 	switch {
 	case err == nil:
 	case errors.Is(err, ErrDNS):
 		w.markDNSError()
-		c.Error = err.Error()
+		c.Error = "DNS error"
 		add(finding("spf.dns-error", report.SeverityWarning, "%s: %q: %v (receivers get temperror)", parent.Domain, c.Term, DNSCause(err)))
 		return
 	case errors.Is(err, ErrNoRecord):
 		c.Error = "no SPF record"
-		c.VoidLookups = 1
+		if nre := (*NoRecordError)(nil); errors.As(err, &nre) && nre.Outcome.Void() {
+			c.VoidLookups = 1 // NXDOMAIN or no TXT at all; other TXT records are not void
+		}
 		code, what := "spf.include-none", "include"
 		if c.Via == "redirect" {
 			code, what = "spf.redirect-none", "redirect"
@@ -477,16 +503,19 @@ func (w *walker) child(parent, c *Node, path []string, top bool) {
 		add(finding(code, report.SeverityError, "%s: %q: %v; an %s of it is a permerror (RFC 7208 §5.2, §6.1)", parent.Domain, c.Term, strings.TrimPrefix(err.Error(), "spf: "), what))
 		return
 	default:
-		c.Error = err.Error()
+		c.Error = shortError(err)
 		c.Strings = flatten(strs)
+		if len(strs) == 1 {
+			c.Record = c.Strings[0]
+		}
 		add(recordErrorFinding(c.Domain, err, strs))
 		if len(strs) == 1 {
-			c.findings = append(c.findings, stringFindings(c.Domain, strs[0])...)
+			c.Findings = append(c.Findings, stringFindings(c.Domain, strs[0])...)
 		}
 		return
 	}
 	c.Record, c.Strings = rec.Raw, strs[0]
-	w.walk(c, rec, append(append([]string(nil), path...), lower), top && c.Via == "redirect")
+	w.walk(c, rec, size, append(append([]string(nil), path...), lower), top && c.Via == "redirect")
 }
 
 // recordFindings checks one record's own text (RFC 7208 §3.3, §3.4,
@@ -497,11 +526,6 @@ func recordFindings(domain string, rec *Record, strs []string, top bool) []repor
 		out = append(out, finding(code, sev, domain+": "+format, args...))
 	}
 	out = append(out, stringFindings(domain, strs)...)
-	if len(rec.Raw) > 512 {
-		add("spf.record-too-long", report.SeverityWarning, "the record is %d bytes; keep it under 512 so the answer fits a UDP response (RFC 7208 §3.4)", len(rec.Raw))
-	} else if len(rec.Raw) > 450 {
-		add("spf.record-long", report.SeverityInfo, "the record is %d bytes; RFC 7208 §3.4 advises staying well below 512 so the whole TXT answer fits in UDP", len(rec.Raw))
-	}
 	hasAll, allIdx := false, -1
 	for i, m := range rec.Mechanisms {
 		if m.Kind == "all" && !hasAll {
@@ -606,4 +630,29 @@ func head(s string) string {
 		return s[:12] + "…"
 	}
 	return s
+}
+
+// OutcomeFinding turns check_host()'s outcome for ip into a finding
+// with code "spf.eval-<result>": pass is info, fail and permerror are
+// errors, softfail, neutral and none warnings (receivers do not trust
+// the IP), temperror a warning with incomplete set (the check could not
+// complete).
+func OutcomeFinding(ip net.IP, domain string, o Outcome) (f report.Finding, incomplete bool) {
+	what := fmt.Sprintf("check_host(%s, %s) = %s", ip, domain, o.Result)
+	if o.Matched != "" {
+		what += fmt.Sprintf(" (matched %q in %s)", o.Matched, o.Domain)
+	}
+	if o.Err != nil {
+		what += ": " + o.Err.Error()
+	}
+	code := "spf.eval-" + string(o.Result)
+	switch o.Result {
+	case Pass:
+		return finding(code, report.SeverityInfo, "%s", what), false
+	case Fail, PermError:
+		return finding(code, report.SeverityError, "%s", what), false
+	case TempError:
+		return finding(code, report.SeverityWarning, "%s", what), true
+	}
+	return finding(code, report.SeverityWarning, "%s", what), false
 }

@@ -48,8 +48,9 @@ var (
 	ErrDNS             = errors.New("spf: DNS lookup failed")
 )
 
-// Checker evaluates check_host() (RFC 7208 §4). The zero value needs a
-// Resolver; the other fields have defaults.
+// Checker evaluates check_host() (RFC 7208 §4). It needs a Resolver;
+// the other fields have defaults. A Checker is not changed by CheckHost
+// and may be used from several goroutines.
 type Checker struct {
 	Resolver   dnsclient.Resolver
 	HELO       string           // %{h}
@@ -127,6 +128,9 @@ func (c *Checker) CheckHost(ctx context.Context, ip net.IP, domain, sender strin
 		sender = "postmaster" + sender
 	}
 	e.sender = sender
+	if c.Resolver == nil {
+		return Outcome{Result: TempError, Domain: domain, Err: errors.New("spf: no resolver")}
+	}
 	if e.ip == nil || (e.ip.To4() == nil && e.ip.To16() == nil) {
 		return Outcome{Result: PermError, Domain: domain, Err: fmt.Errorf("spf: invalid IP address")}
 	}
@@ -167,12 +171,18 @@ func ValidDomain(d string) bool {
 // ErrNoRecord (NXDOMAIN, no data, or no v=spf1 record), ErrMultipleRecords,
 // a *SyntaxError, or a *dnsclient.QueryError wrapped in ErrDNS.
 func LookupRecord(ctx context.Context, r dnsclient.Resolver, domain string) (*Record, [][]string, error) {
+	rec, strs, _, err := lookupRecord(ctx, r, domain)
+	return rec, strs, err
+}
+
+// lookupRecord is LookupRecord that also returns the TXT answer.
+func lookupRecord(ctx context.Context, r dnsclient.Resolver, domain string) (*Record, [][]string, *dnsclient.Response, error) {
 	resp, err := r.Exchange(ctx, domain, dns.TypeTXT)
 	if err != nil {
 		if errors.Is(err, dnsclient.ErrInvalid) {
-			return nil, nil, fmt.Errorf("%w: %w", ErrNoRecord, err)
+			return nil, nil, nil, fmt.Errorf("%w: %w", ErrNoRecord, err)
 		}
-		return nil, nil, fmt.Errorf("%w: %w", ErrDNS, err)
+		return nil, nil, nil, fmt.Errorf("%w: %w", ErrDNS, err)
 	}
 	var spfs [][]string
 	var joined []string
@@ -189,16 +199,31 @@ func LookupRecord(ctx context.Context, r dnsclient.Resolver, domain string) (*Re
 	}
 	switch len(joined) {
 	case 0:
-		return nil, nil, &NoRecordError{Domain: domain, Outcome: resp.Outcome}
+		return nil, nil, resp, &NoRecordError{Domain: domain, Outcome: resp.Outcome}
 	case 1:
 	default:
-		return nil, spfs, fmt.Errorf("%w at %s: %d records", ErrMultipleRecords, domain, len(joined))
+		return nil, spfs, resp, fmt.Errorf("%w at %s: %d records", ErrMultipleRecords, domain, len(joined))
 	}
 	rec, err := Parse(joined[0])
 	if err != nil {
-		return nil, spfs, err
+		return nil, spfs, resp, err
 	}
-	return rec, spfs, nil
+	return rec, spfs, resp, nil
+}
+
+// answerSize is what RFC 7208 §3.4 asks to keep under 450 octets: the
+// length of the name plus the text of every TXT record there.
+func answerSize(domain string, resp *dnsclient.Response) int {
+	n := len(strings.TrimSuffix(domain, "."))
+	if resp == nil {
+		return n
+	}
+	for _, rr := range resp.Records() {
+		for _, p := range rr.(*dns.TXT).Txt {
+			n += len(dnsclient.UnescapeTXT(p))
+		}
+	}
+	return n
 }
 
 // NoRecordError is returned by LookupRecord when a domain has no SPF
