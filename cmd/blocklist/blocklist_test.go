@@ -182,3 +182,16 @@ func TestSelfTestCommand(t *testing.T) {
 		t.Errorf("exit %d %+v %+v", r.Code, e, o)
 	}
 }
+
+func TestIPv6WithoutIPv6Lists(t *testing.T) {
+	srv := dnstest.Start(t, lists)
+	r := cmdtest.Run(t, "blocklist", "2001:db8::1", "--zones", "b.barracudacentral.org", "--resolver", srv.Addr(), "--json")
+	e, o := decode(t, r)
+	if r.Code != 0 || e.Status != "warn" || !e.Has("blocklist.ipv6-unchecked") || len(o.Queries) != 0 {
+		t.Errorf("exit %d %+v", r.Code, e)
+	}
+	r = cmdtest.Run(t, "blocklist", "2001:db8::1", "--zones", "b.barracudacentral.org", "--resolver", srv.Addr())
+	if !strings.Contains(r.Stdout, "no list in the set answers IPv6") {
+		t.Errorf("%s", r.Stdout)
+	}
+}

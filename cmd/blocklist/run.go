@@ -167,6 +167,9 @@ func findings(rep *report.Report, res *dnsbl.Result) {
 			rep.Warn("blocklist.discovery-failed", "%s: could not find all its addresses: %s", t.Target, e)
 			rep.Incomplete = true
 		}
+		if t.Unchecked {
+			rep.Warn("blocklist.ipv6-unchecked", "%s: no list in the set answers IPv6 queries, so it was not checked; add one (zen.spamhaus.org, or NAME:ip6)", t.Target)
+		}
 		if t.Kind == "domain" && len(t.IPs) == 0 && len(t.Errors) == 0 {
 			rep.Info("blocklist.no-addresses", "%s: no MX or SPF address found; only the domain lists were asked", t.Target)
 		}

@@ -2,6 +2,7 @@ package check_test
 
 import (
 	"encoding/json"
+	"net"
 	"strings"
 	"testing"
 	"time"
@@ -195,4 +196,17 @@ func TestCheckSPFSyntaxErrorShowsRecord(t *testing.T) {
 		t.Fatalf("exit %d\n%s", r.Code, r.Stdout)
 	}
 	t.Logf("\n%s", r.Stdout)
+}
+
+func TestCheckSPFResolverUnreachable(t *testing.T) {
+	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := pc.LocalAddr().String()
+	pc.Close() // nothing listens there now
+	r := cmdtest.Run(t, "check", "spf", "example.com", "--timeout", "300ms", "--resolver", addr)
+	if r.Code != 3 || !strings.Contains(r.Stdout, addr) {
+		t.Fatalf("exit %d, want 3 naming %s\n%s%s", r.Code, addr, r.Stdout, r.Stderr)
+	}
 }

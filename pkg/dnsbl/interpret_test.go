@@ -5,6 +5,8 @@ import (
 	"net/netip"
 	"strings"
 	"testing"
+
+	"github.com/miekg/dns"
 )
 
 func zone(t *testing.T, spec string) Zone {
@@ -180,6 +182,45 @@ func FuzzInterpret(f *testing.F) {
 		}
 		if len(v.Codes) != len(answers) {
 			t.Fatalf("codes %v for %d answers", v.Codes, len(answers))
+		}
+	})
+}
+
+// FuzzAnswerMessage feeds raw DNS messages, as a resolver could send
+// them, through the path lookup uses: unpack, keep the A records,
+// interpret. Nothing panics, and an error verdict is never a listing.
+func FuzzAnswerMessage(f *testing.F) {
+	for _, answers := range [][]string{
+		{"127.0.0.2", "127.0.0.10"}, {"127.255.255.254"}, {"192.0.2.1"}, {},
+	} {
+		m := new(dns.Msg)
+		m.SetQuestion("2.0.0.127.zen.spamhaus.org.", dns.TypeA)
+		for _, a := range answers {
+			rr, _ := dns.NewRR("2.0.0.127.zen.spamhaus.org. 60 IN A " + a)
+			m.Answer = append(m.Answer, rr)
+		}
+		cname, _ := dns.NewRR("2.0.0.127.zen.spamhaus.org. 60 IN CNAME x.example.")
+		m.Answer = append(m.Answer, cname)
+		b, _ := m.Pack()
+		f.Add("zen.spamhaus.org", b)
+		f.Add("multi.uribl.com", b)
+	}
+	f.Fuzz(func(t *testing.T, zoneName string, wire []byte) {
+		z, err := ParseZone(zoneName)
+		if err != nil {
+			return
+		}
+		m := new(dns.Msg)
+		if m.Unpack(wire) != nil {
+			return
+		}
+		as := addrs(m.Answer)
+		v := z.Interpret(as)
+		if v.Err != nil && v.Listed {
+			t.Fatalf("error verdict is a listing: %+v", v)
+		}
+		if len(v.Codes) != len(as) {
+			t.Fatalf("codes %v for %v", v.Codes, as)
 		}
 	})
 }

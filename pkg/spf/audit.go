@@ -493,7 +493,9 @@ func (w *walker) child(parent, c *Node, path []string, top bool) {
 		return
 	case errors.Is(err, ErrNoRecord):
 		c.Error = "no SPF record"
-		c.VoidLookups = 1
+		if nre := (*NoRecordError)(nil); errors.As(err, &nre) && nre.Outcome.Void() {
+			c.VoidLookups = 1 // NXDOMAIN or no TXT at all; other TXT records are not void
+		}
 		code, what := "spf.include-none", "include"
 		if c.Via == "redirect" {
 			code, what = "spf.redirect-none", "redirect"
@@ -628,4 +630,29 @@ func head(s string) string {
 		return s[:12] + "…"
 	}
 	return s
+}
+
+// OutcomeFinding turns check_host()'s outcome for ip into a finding
+// with code "spf.eval-<result>": pass is info, fail and permerror are
+// errors, softfail, neutral and none warnings (receivers do not trust
+// the IP), temperror a warning with incomplete set (the check could not
+// complete).
+func OutcomeFinding(ip net.IP, domain string, o Outcome) (f report.Finding, incomplete bool) {
+	what := fmt.Sprintf("check_host(%s, %s) = %s", ip, domain, o.Result)
+	if o.Matched != "" {
+		what += fmt.Sprintf(" (matched %q in %s)", o.Matched, o.Domain)
+	}
+	if o.Err != nil {
+		what += ": " + o.Err.Error()
+	}
+	code := "spf.eval-" + string(o.Result)
+	switch o.Result {
+	case Pass:
+		return finding(code, report.SeverityInfo, "%s", what), false
+	case Fail, PermError:
+		return finding(code, report.SeverityError, "%s", what), false
+	case TempError:
+		return finding(code, report.SeverityWarning, "%s", what), true
+	}
+	return finding(code, report.SeverityWarning, "%s", what), false
 }

@@ -48,8 +48,9 @@ var (
 	ErrDNS             = errors.New("spf: DNS lookup failed")
 )
 
-// Checker evaluates check_host() (RFC 7208 §4). The zero value needs a
-// Resolver; the other fields have defaults.
+// Checker evaluates check_host() (RFC 7208 §4). It needs a Resolver;
+// the other fields have defaults. A Checker is not changed by CheckHost
+// and may be used from several goroutines.
 type Checker struct {
 	Resolver   dnsclient.Resolver
 	HELO       string           // %{h}
@@ -127,6 +128,9 @@ func (c *Checker) CheckHost(ctx context.Context, ip net.IP, domain, sender strin
 		sender = "postmaster" + sender
 	}
 	e.sender = sender
+	if c.Resolver == nil {
+		return Outcome{Result: TempError, Domain: domain, Err: errors.New("spf: no resolver")}
+	}
 	if e.ip == nil || (e.ip.To4() == nil && e.ip.To16() == nil) {
 		return Outcome{Result: PermError, Domain: domain, Err: fmt.Errorf("spf: invalid IP address")}
 	}
