@@ -70,7 +70,7 @@ var catalogue = []Zone{
 	{Name: "dbl.spamhaus.org", Title: "Spamhaus DBL", Kind: DomainList, scheme: schemeSpamhausDBL, dqs: "dbl", Info: "https://check.spamhaus.org/",
 		TestListed: "dbltest.com", TestUnlisted: "invalid"},
 	{Name: "b.barracudacentral.org", Title: "Barracuda BRBL", Info: "https://www.barracudacentral.org/lookups",
-		listed: "Barracuda BRBL: poor sending reputation, receivers using Barracuda reject this IP; request removal at barracudacentral.org/rbl/removal-request"},
+		listed: "Barracuda BRBL: poor sending reputation, receivers using Barracuda reject this IP (removal: barracudacentral.org/rbl/removal-request)"},
 	{Name: "bl.spamcop.net", Title: "SpamCop", Info: "https://www.spamcop.net/bl.shtml",
 		listed: "SpamCop: recipients reported spam from this IP, the listing expires on its own once the reports stop"},
 	{Name: "multi.uribl.com", Title: "URIBL multi", Kind: DomainList, scheme: schemeURIBL, Info: "https://admin.uribl.com/",
