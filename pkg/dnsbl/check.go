@@ -55,8 +55,8 @@ type Query struct {
 	Error   string   `json:"error"`
 	Kind    string   `json:"error_kind,omitempty"`
 	// From says where an IP came from when it was found through a domain
-	// target ("example.com MX mx1.example.com"), or the range it is part
-	// of.
+	// target ("example.com MX mx1.example.com", "example.com SPF
+	// ip4:192.0.2.0/28"); empty for addresses given directly or in a range.
 	From []string `json:"from,omitempty"`
 
 	Err  error `json:"-"`
