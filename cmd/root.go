@@ -18,6 +18,7 @@ import (
 	dkimcmd "github.com/relayctl/relayctl/cmd/dkim"
 	"github.com/relayctl/relayctl/cmd/reportcmd"
 	"github.com/relayctl/relayctl/cmd/send"
+	"github.com/relayctl/relayctl/cmd/serve"
 	"github.com/relayctl/relayctl/cmd/suppress"
 	"github.com/relayctl/relayctl/pkg/report"
 )
@@ -90,6 +91,7 @@ RELAYCTL_RESOLVER=127.0.0.1:53), in that order of precedence.
 	root.AddCommand(dkimcmd.NewCmdDKIM(f))
 	root.AddCommand(send.NewCmdSend(f, nil))
 	root.AddCommand(send.NewCmdSendmail(f, nil))
+	root.AddCommand(serve.NewCmdServe(f, nil))
 	root.AddCommand(suppress.NewCmdSuppress(f))
 	root.AddCommand(reportcmd.NewCmdReport(f, nil))
 	return root
