@@ -253,8 +253,9 @@ func (s *Server) Serve(l net.Listener, mode string, tlsConf *tls.Config) error {
 
 	s.mu.Lock()
 	if s.closing {
+		// Shut down before this listener started: not an error.
 		s.mu.Unlock()
-		return smtp.ErrServerClosed
+		return nil
 	}
 	s.servers = append(s.servers, srv)
 	s.mu.Unlock()
