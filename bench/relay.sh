@@ -35,6 +35,13 @@ cleanup() {
 trap cleanup EXIT
 
 go build -o "$work/relayctl" .
+# The load generator connects from one IP: lift the per-IP limit.
+cat >"$work/config.yaml" <<YAML
+serve:
+  limits:
+    max_connections: 500
+    max_connections_per_ip: 500
+YAML
 
 sink_user=()
 [ "$(id -u)" -eq 0 ] && sink_user=(-u nobody)
@@ -48,7 +55,7 @@ rss_peak() { awk '/VmHWM/ {print $2}' "/proc/$1/status"; }
 printf '%-9s %9s %12s %13s %13s %10s\n' sessions messages "size(B)" "accepted/s" "delivered/s" "peak RSS"
 for s in $SESSIONS; do
   spool="$work/spool-$s"; log="$work/delivery-$s.jsonl"
-  "$work/relayctl" serve --listen "127.0.0.1:$RELAY_PORT" --spool "$spool" --hostname relay.bench \
+  "$work/relayctl" --config "$work/config.yaml" serve --listen "127.0.0.1:$RELAY_PORT" --spool "$spool" --hostname relay.bench \
     --route "*=127.0.0.1:$SINK_PORT" --delivery-log "$log" --resolver 127.0.0.1:1 \
     --log-level warn 2>"$work/serve-$s.log" &
   relay=$!; pids+=("$relay")
