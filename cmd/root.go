@@ -16,6 +16,7 @@ import (
 	"github.com/relayctl/relayctl/cmd/check"
 	"github.com/relayctl/relayctl/cmd/cmdutil"
 	dkimcmd "github.com/relayctl/relayctl/cmd/dkim"
+	"github.com/relayctl/relayctl/cmd/queuecmd"
 	"github.com/relayctl/relayctl/cmd/reportcmd"
 	"github.com/relayctl/relayctl/cmd/send"
 	"github.com/relayctl/relayctl/cmd/serve"
@@ -94,6 +95,7 @@ RELAYCTL_RESOLVER=127.0.0.1:53), in that order of precedence.
 	root.AddCommand(serve.NewCmdServe(f, nil))
 	root.AddCommand(suppress.NewCmdSuppress(f))
 	root.AddCommand(reportcmd.NewCmdReport(f, nil))
+	root.AddCommand(queuecmd.NewCmdQueue(f))
 	return root
 }
 

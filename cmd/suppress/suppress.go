@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"path/filepath"
 	"strings"
 	"time"
 
@@ -25,22 +24,7 @@ const (
 	KeySoftPeriod    = "serve.suppression.soft_period"
 	KeySoftExpiry    = "serve.suppression.soft_expiry"
 	KeyAction        = "serve.suppression.action"
-	KeySpool         = "serve.spool"
 )
-
-// DefaultSpool mirrors the relay's default spool directory:
-// $XDG_STATE_HOME/relayctl/spool (or ~/.local/state/relayctl/spool).
-func DefaultSpool() string {
-	dir := os.Getenv("XDG_STATE_HOME")
-	if dir == "" {
-		home, err := os.UserHomeDir()
-		if err != nil {
-			return filepath.Join(os.TempDir(), "relayctl", "spool")
-		}
-		dir = filepath.Join(home, ".local", "state")
-	}
-	return filepath.Join(dir, "relayctl", "spool")
-}
 
 // File is the suppression list's path: --file, serve.suppression.file,
 // else suppress.json in the spool directory (serve.spool).
@@ -51,11 +35,7 @@ func File(f *cmdutil.Factory, flag string) string {
 	if p := f.Config.GetString(KeyFile); p != "" {
 		return p
 	}
-	spool := f.Config.GetString(KeySpool)
-	if spool == "" {
-		spool = DefaultSpool()
-	}
-	return suppress.DefaultFile(spool)
+	return suppress.DefaultFile(f.Spool())
 }
 
 // Policy reads the bounce rules from the configuration.
