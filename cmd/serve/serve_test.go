@@ -210,7 +210,7 @@ func TestSwaksThroughServe(t *testing.T) {
 
 	out, err := swaks(t, "--server", p.addr, "--from", "app@example.com", "--to", "user@dest.test",
 		"--auth", "PLAIN", "--auth-user", "a", "--auth-password", "pw-a", "--header", "Subject: swaks test")
-	if err != nil || !strings.Contains(out, "<- 250 2.0.0 OK: queued") {
+	if err != nil || !strings.Contains(out, "250 2.0.0 OK: queued") {
 		t.Fatalf("swaks: %v\n%s", err, out)
 	}
 	got := mx.Wait(t, 1, 15*time.Second)

@@ -109,10 +109,14 @@ type limitsEntry struct {
 type deliveryEntry struct {
 	Port               int           `mapstructure:"port"`
 	Concurrency        int           `mapstructure:"concurrency"`
+	PerDomain          int           `mapstructure:"per_domain"`
+	DelayNotify        time.Duration `mapstructure:"delay_notify"`
 	RequireTLS         bool          `mapstructure:"require_tls"`
 	InsecureSkipVerify bool          `mapstructure:"insecure_skip_verify"`
 	DialTimeout        time.Duration `mapstructure:"dial_timeout"`
 	CommandTimeout     time.Duration `mapstructure:"command_timeout"`
+	DataTimeout        time.Duration `mapstructure:"data_timeout"`
+	IdleTimeout        time.Duration `mapstructure:"idle_timeout"`
 	Log                string        `mapstructure:"log"`
 	Retry              struct {
 		Initial  time.Duration `mapstructure:"initial"`
@@ -192,6 +196,10 @@ func LoadConfig(v *viper.Viper) (Config, error) {
 	d := delivery.Config{
 		Port:               fc.Delivery.Port,
 		Concurrency:        fc.Delivery.Concurrency,
+		PerDomain:          fc.Delivery.PerDomain,
+		DelayNotify:        fc.Delivery.DelayNotify,
+		DataTimeout:        fc.Delivery.DataTimeout,
+		IdleTimeout:        fc.Delivery.IdleTimeout,
 		RequireTLS:         fc.Delivery.RequireTLS,
 		InsecureSkipVerify: fc.Delivery.InsecureSkipVerify,
 		DialTimeout:        fc.Delivery.DialTimeout,

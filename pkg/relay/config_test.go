@@ -71,6 +71,9 @@ func TestExampleConfig(t *testing.T) {
 	if cfg.Delivery.Backoff.Initial != 5*time.Minute || cfg.Delivery.Backoff.Jitter != 0.2 || cfg.DeliveryLog == "" {
 		t.Errorf("delivery %+v log %q", cfg.Delivery.Backoff, cfg.DeliveryLog)
 	}
+	if cfg.Delivery.PerDomain != 5 || cfg.Delivery.DelayNotify != 4*time.Hour || cfg.Delivery.IdleTimeout != 10*time.Second {
+		t.Errorf("delivery %+v", cfg.Delivery)
+	}
 	if len(cfg.DKIMKeys) != 1 || cfg.DKIMKeys[0].KeyFile == "" {
 		t.Errorf("dkim %+v", cfg.DKIMKeys)
 	}

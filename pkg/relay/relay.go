@@ -165,6 +165,9 @@ func New(cfg Config, log *slog.Logger) (_ *Relay, err error) {
 
 	dcfg := cfg.Delivery
 	dcfg.Events = r.emit
+	if dcfg.Log == nil {
+		dcfg.Log = log.With("component", "delivery")
+	}
 	if cfg.Hooks.OnResult != nil {
 		dcfg.OnResult = cfg.Hooks.OnResult
 	}
