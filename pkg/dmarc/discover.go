@@ -7,14 +7,26 @@ import (
 	"strings"
 
 	"github.com/miekg/dns"
+	"golang.org/x/net/idna"
 	"golang.org/x/net/publicsuffix"
 
 	"github.com/relayctl/relayctl/pkg/dnsclient"
 )
 
-// Normalize lower-cases a domain and drops a trailing dot.
+// Normalize lower-cases a domain, drops a trailing dot and turns an
+// internationalized name into its A-label form (RFC 5891), the form
+// published in the DNS and compared for alignment.
 func Normalize(domain string) string {
-	return strings.TrimSuffix(strings.ToLower(strings.TrimSpace(domain)), ".")
+	d := strings.TrimSuffix(strings.ToLower(strings.TrimSpace(domain)), ".")
+	for i := 0; i < len(d); i++ {
+		if d[i] >= 0x80 {
+			if a, err := idna.Lookup.ToASCII(d); err == nil {
+				return a
+			}
+			break
+		}
+	}
+	return d
 }
 
 // OrganizationalDomain is the RFC 7489 §3.2 organizational domain: the

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"net/netip"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -98,6 +99,9 @@ type TargetInfo struct {
 	IPs       []SourceIP `json:"ips,omitempty"`
 	Notes     []string   `json:"notes,omitempty"`
 	Errors    []string   `json:"errors,omitempty"`
+	// Unchecked is set for an IPv6 address or range when no list in the
+	// set answers IPv6 queries.
+	Unchecked bool `json:"unchecked,omitempty"`
 	errs      []error
 }
 
@@ -156,8 +160,10 @@ func (c *Checker) Check(ctx context.Context, targets []Target) *Result {
 	res := &Result{Targets: make([]TargetInfo, len(targets))}
 	r := c.resolver()
 
-	// Find the addresses of the domain targets first (MX, SPF), all at once.
+	// Find the addresses of the domain targets first (MX, SPF), as many
+	// domains at once as the bound allows queries.
 	var wg sync.WaitGroup
+	gate := make(chan struct{}, c.concurrency())
 	for i, t := range targets {
 		info := &res.Targets[i]
 		info.Target = t.Input
@@ -165,8 +171,9 @@ func (c *Checker) Check(ctx context.Context, targets []Target) *Result {
 		case t.IsDomain():
 			info.Target, info.Kind = t.Domain, "domain"
 			wg.Add(1)
+			gate <- struct{}{}
 			go func() {
-				defer wg.Done()
+				defer func() { <-gate; wg.Done() }()
 				discover(ctx, r, t.Domain, info)
 			}()
 		case t.Prefix.IsValid():
@@ -224,7 +231,19 @@ func (c *Checker) plan(targets []Target, infos []TargetInfo) []job {
 		}
 		seen[a] = idx
 	}
+	v6 := slices.ContainsFunc(c.Zones, func(z Zone) bool { return z.Kind == IPList && z.IPv6 })
 	for i, t := range targets {
+		if !v6 && (t.Addr.Is6() || t.Prefix.Addr().Is6()) {
+			infos[i].Unchecked = true
+			infos[i].Notes = append(infos[i].Notes, "no list in the set answers IPv6 queries (Spamhaus ZEN does): not checked")
+		}
+		if !v6 && t.IsDomain() {
+			for _, sip := range infos[i].IPs {
+				if sip.addr.Is6() {
+					infos[i].Notes = append(infos[i].Notes, sip.IP+": no list in the set answers IPv6 queries: not checked")
+				}
+			}
+		}
 		switch {
 		case t.IsDomain():
 			for _, z := range c.Zones {
@@ -298,13 +317,7 @@ func lookup(ctx context.Context, r dnsclient.Resolver, j job) Query {
 		q.Kind = queryKind(err)
 		return q
 	}
-	var answers []netip.Addr
-	for _, rr := range resp.Records() {
-		if a, ok := netip.AddrFromSlice(rr.(*dns.A).A); ok {
-			answers = append(answers, a.Unmap())
-		}
-	}
-	v := j.zone.Interpret(answers)
+	v := j.zone.Interpret(addrs(resp.Records()))
 	if v.Codes != nil {
 		q.Codes = v.Codes
 	}
@@ -320,6 +333,20 @@ func lookup(ctx context.Context, r dnsclient.Resolver, j job) Query {
 		}
 	}
 	return q
+}
+
+// addrs returns the addresses of the A records among rrs (CNAMEs that
+// led to them, and any other type, are skipped).
+func addrs(rrs []dns.RR) []netip.Addr {
+	var out []netip.Addr
+	for _, rr := range rrs {
+		if a, ok := rr.(*dns.A); ok {
+			if ip, ok := netip.AddrFromSlice(a.A); ok {
+				out = append(out, ip.Unmap())
+			}
+		}
+	}
+	return out
 }
 
 func queryKind(err error) string {

@@ -631,3 +631,28 @@ func head(s string) string {
 	}
 	return s
 }
+
+// OutcomeFinding turns check_host()'s outcome for ip into a finding
+// with code "spf.eval-<result>": pass is info, fail and permerror are
+// errors, softfail, neutral and none warnings (receivers do not trust
+// the IP), temperror a warning with incomplete set (the check could not
+// complete).
+func OutcomeFinding(ip net.IP, domain string, o Outcome) (f report.Finding, incomplete bool) {
+	what := fmt.Sprintf("check_host(%s, %s) = %s", ip, domain, o.Result)
+	if o.Matched != "" {
+		what += fmt.Sprintf(" (matched %q in %s)", o.Matched, o.Domain)
+	}
+	if o.Err != nil {
+		what += ": " + o.Err.Error()
+	}
+	code := "spf.eval-" + string(o.Result)
+	switch o.Result {
+	case Pass:
+		return finding(code, report.SeverityInfo, "%s", what), false
+	case Fail, PermError:
+		return finding(code, report.SeverityError, "%s", what), false
+	case TempError:
+		return finding(code, report.SeverityWarning, "%s", what), true
+	}
+	return finding(code, report.SeverityWarning, "%s", what), false
+}
