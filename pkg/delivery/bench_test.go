@@ -59,4 +59,3 @@ func BenchmarkDeliveryThroughput(b *testing.B) {
 		})
 	}
 }
-
