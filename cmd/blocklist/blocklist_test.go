@@ -195,3 +195,13 @@ func TestIPv6WithoutIPv6Lists(t *testing.T) {
 		t.Errorf("%s", r.Stdout)
 	}
 }
+
+func TestDQSRefusedHint(t *testing.T) {
+	srv := dnstest.Start(t, lists)
+	srv.Set("1.2.0.192.abcdefghijklmnopqrstuvwxyz.zen.dq.spamhaus.net", 0, dnstest.Refused)
+	r := cmdtest.Run(t, "blocklist", "192.0.2.1", "--zones", "zen.spamhaus.org", "--dqs-key", "abcdefghijklmnopqrstuvwxyz", "--resolver", srv.Addr(), "--json")
+	e, _ := decode(t, r)
+	if r.Code != 3 || !e.Has("blocklist.query-failed") || !strings.Contains(e.Findings[0].Message, "key is not enabled") {
+		t.Errorf("exit %d %+v", r.Code, e.Findings)
+	}
+}

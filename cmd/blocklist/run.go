@@ -159,7 +159,11 @@ func findings(rep *report.Report, res *dnsbl.Result) {
 		case dnsbl.KindUnexpected:
 			code = "blocklist.unexpected-answer"
 		}
-		rep.Warn(code, "%s (%s): %d of %d queries gave no usable answer (%s): %s", a.list, a.zone, a.n, perZone[a.zone], a.kind, a.first)
+		hint := ""
+		if a.kind == dnsbl.KindServFail && strings.HasSuffix(a.zone, ".dq.spamhaus.net") {
+			hint = " (Spamhaus DQS answers REFUSED, seen as SERVFAIL, when the key is not enabled for this zone)"
+		}
+		rep.Warn(code, "%s (%s): %d of %d queries gave no usable answer (%s): %s%s", a.list, a.zone, a.n, perZone[a.zone], a.kind, a.first, hint)
 		rep.Incomplete = true
 	}
 	for _, t := range res.Targets {

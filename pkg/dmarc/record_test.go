@@ -199,3 +199,11 @@ func FuzzParse(f *testing.F) {
 		}
 	})
 }
+
+func TestNormalize(t *testing.T) {
+	for in, want := range map[string]string{"Example.COM.": "example.com", " bücher.example ": "xn--bcher-kva.example", "": ""} {
+		if got := Normalize(in); got != want {
+			t.Errorf("Normalize(%q) = %q, want %q", in, got, want)
+		}
+	}
+}
