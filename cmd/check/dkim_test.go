@@ -189,3 +189,21 @@ func TestCheckDKIMUsage(t *testing.T) {
 		}
 	}
 }
+
+func TestCheckDKIMMessageEdgeCases(t *testing.T) {
+	srv := dnstest.Start(t, "")
+	res := cmdtest.RunStdin(t, strings.NewReader("From: a@example.com\nSubject: unsigned\n\nhi\n"), "check", "dkim", "--message", "-", "--resolver", srv.Addr(), "--json")
+	env := res.Envelope(t)
+	if res.Code != 1 || !env.Has("dkim.no-signature") || !strings.Contains(res.Stderr, "verifying it as CRLF") {
+		t.Errorf("unsigned LF message: exit %d %s %s", res.Code, res.Stdout, res.Stderr)
+	}
+	var mr check.DKIMMessageResult
+	json.Unmarshal(env.Result, &mr)
+	if !mr.CRLFConverted || mr.Signatures == nil || mr.File != "stdin" {
+		t.Errorf("result: %+v", mr)
+	}
+	res = cmdtest.RunStdin(t, strings.NewReader(""), "check", "dkim", "--message", "-", "--resolver", srv.Addr())
+	if res.Code != 2 {
+		t.Errorf("empty message: exit %d %s", res.Code, res.Stderr)
+	}
+}
