@@ -133,6 +133,9 @@ type Discovery struct {
 	BisOrgDomain string `json:"org_domain_rfc9989"`
 	BisPolicy    *Found `json:"record_rfc9989"`
 
+	// Ignored names the domain whose record RFC 7489 receivers ignore
+	// (invalid p or sp and no valid rua, §6.6.3 step 6).
+	Ignored string `json:"ignored_rfc7489,omitempty"`
 	// Multiple names the domains that publish more than one DMARC record.
 	Multiple []string `json:"multiple,omitempty"`
 	// Broken maps domains to TXT records that start like a DMARC record
@@ -188,7 +191,11 @@ func (d *Discoverer) Discover(ctx context.Context, domain string) (*Discovery, e
 			break // step 5: no DMARC processing
 		}
 		if len(l.records) == 1 {
-			disc.Policy = &Found{Domain: name, Record: l.records[0]}
+			if l.records[0].UsableBy7489() {
+				disc.Policy = &Found{Domain: name, Record: l.records[0]}
+			} else {
+				disc.Ignored = name
+			}
 			break
 		}
 	}
@@ -313,7 +320,10 @@ func (disc *Discovery) Disposition7489() (Disposition, bool) {
 	}
 	rec := f.Record
 	d := Disposition{Policy: rec.Policy, Source: "p", Percent: rec.Percent}
-	if f.Domain != disc.Domain && rec.SubdomainPolicy != "" {
+	if !rec.ValidPolicy || rec.InvalidSubdomainPolicy {
+		// §6.6.3 step 6: act as if p=none was published.
+		d = Disposition{Policy: PolicyNone, Source: "p", Percent: 100}
+	} else if f.Domain != disc.Domain && rec.SubdomainPolicy != "" {
 		d.Policy, d.Source = rec.SubdomainPolicy, "sp"
 	}
 	d.Applied = d.Policy
