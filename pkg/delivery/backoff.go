@@ -15,8 +15,9 @@ type Backoff struct {
 	// Lifetime is how long a message may stay queued before the
 	// recipient expires and bounces (default 120h, 5 days).
 	Lifetime time.Duration
-	// Jitter spreads each wait by ± this fraction (default 0.2), so a
-	// burst of deferred messages does not retry in lockstep.
+	// Jitter spreads each wait by ± this fraction (0.2 in DefaultBackoff;
+	// 0 is none), so a burst of deferred messages does not retry in
+	// lockstep.
 	Jitter float64
 }
 
@@ -28,6 +29,9 @@ func DefaultBackoff() Backoff {
 
 func (b Backoff) withDefaults() Backoff {
 	d := DefaultBackoff()
+	if b == (Backoff{}) {
+		return d // Config{} gets the whole default schedule, jitter included
+	}
 	if b.Initial <= 0 {
 		b.Initial = d.Initial
 	}
@@ -40,9 +44,7 @@ func (b Backoff) withDefaults() Backoff {
 	if b.Lifetime <= 0 {
 		b.Lifetime = d.Lifetime
 	}
-	if b.Jitter < 0 || b.Jitter >= 1 {
-		b.Jitter = d.Jitter
-	}
+	b.Jitter = min(max(b.Jitter, 0), 1) // 0: none; 1: anywhere in [0, 2×wait]
 	return b
 }
 

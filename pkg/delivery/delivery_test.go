@@ -120,7 +120,7 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 
 // freePort returns a port free on 127.0.0.1 (sinks on 127.0.0.x share it,
 // as MX hosts share port 25).
-func freePort(t *testing.T) int {
+func freePort(t testing.TB) int {
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -551,5 +551,14 @@ func TestDeliverNowRoute(t *testing.T) {
 	}
 	if _, err := New(Config{}, nil); err == nil {
 		t.Fatal("New without a queue")
+	}
+}
+
+func TestBackoffDefaults(t *testing.T) {
+	if got := (Backoff{}).withDefaults(); got != DefaultBackoff() {
+		t.Fatalf("zero Backoff → %+v", got)
+	}
+	if got := (Backoff{Initial: time.Second, Max: time.Millisecond}).withDefaults(); got.Max != time.Second || got.Jitter != 0 || got.Lifetime != 120*time.Hour {
+		t.Fatalf("partial Backoff → %+v", got)
 	}
 }

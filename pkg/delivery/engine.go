@@ -140,7 +140,7 @@ func New(cfg Config, q *queue.Queue) (*Engine, error) {
 // progress are abandoned (connections closed) and their messages stay
 // queued as they were. It returns nil.
 func (e *Engine) Run(ctx context.Context) error {
-	e.d.pool = newPool(e.cfg.IdleTimeout)
+	e.d.pool = newPool(e.cfg.IdleTimeout, e.cfg.PerDomain)
 	var wg sync.WaitGroup
 	defer func() {
 		wg.Wait()

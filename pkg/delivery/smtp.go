@@ -254,8 +254,8 @@ type pool struct {
 	max  int
 }
 
-func newPool(ttl time.Duration) *pool {
-	return &pool{idle: map[string][]*session{}, ttl: ttl, max: 4}
+func newPool(ttl time.Duration, max int) *pool {
+	return &pool{idle: map[string][]*session{}, ttl: ttl, max: max}
 }
 
 func (p *pool) get(addr string) *session {

@@ -71,3 +71,22 @@ func BenchmarkMemory20k(b *testing.B) {
 		runtime.KeepAlive(q)
 	}
 }
+
+// BenchmarkEnqueueParallel measures acknowledged Enqueues from many
+// concurrent sessions (directory fsyncs are shared).
+func BenchmarkEnqueueParallel(b *testing.B) {
+	q, err := Open(b.TempDir(), DefaultOptions())
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer q.Close()
+	b.SetParallelism(8)
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			if _, err := q.Enqueue(testEnv("r@example.com"), strings.NewReader(benchBody)); err != nil {
+				b.Error(err)
+				return
+			}
+		}
+	})
+}

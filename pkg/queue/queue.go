@@ -69,8 +69,8 @@ type Queue struct {
 	closed bool
 	index  map[string]*item // every queued id
 	due    dueHeap          // the ids that have a due time (not held-only)
-	dirMu  sync.Mutex       // serialises directory fsyncs with renames
 	dirF   *os.File
+	dsync  dirSyncer
 	reject []string // files found corrupt at Open, for the operator
 }
 
@@ -337,13 +337,50 @@ func (q *Queue) writeEnv(env *Envelope) error {
 	return err
 }
 
+// syncDir makes the renames and removals done so far durable. Concurrent
+// callers share fsyncs (group commit): a caller waits for one fsync that
+// started after it asked, so many sessions enqueueing at once cost far
+// fewer than one directory fsync each.
 func (q *Queue) syncDir() error {
-	q.dirMu.Lock()
-	defer q.dirMu.Unlock()
-	if err := q.dirF.Sync(); err != nil {
+	if err := q.dsync.sync(q.dirF); err != nil {
 		return fmt.Errorf("queue: fsync spool directory: %w: %w", ErrStorage, err)
 	}
 	return nil
+}
+
+type dirSyncer struct {
+	mu      sync.Mutex
+	cond    *sync.Cond
+	asked   uint64 // generations requested
+	done    uint64 // generations covered by a completed fsync
+	running bool
+	err     error // result of the last completed fsync
+}
+
+func (s *dirSyncer) sync(f *os.File) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.cond == nil {
+		s.cond = sync.NewCond(&s.mu)
+	}
+	s.asked++
+	mine := s.asked
+	for s.done < mine {
+		if s.running {
+			s.cond.Wait()
+			continue
+		}
+		// Everything asked so far is covered by an fsync starting now.
+		s.running = true
+		target := s.asked
+		s.mu.Unlock()
+		err := f.Sync()
+		s.mu.Lock()
+		s.running = false
+		s.done, s.err = target, err
+		s.cond.Broadcast()
+	}
+	return s.err
 }
 
 func (q *Queue) readEnv(id string) (*Envelope, error) {
