@@ -20,6 +20,7 @@ import (
 	"github.com/relayctl/relayctl/pkg/dnstest"
 	"github.com/relayctl/relayctl/pkg/events"
 	"github.com/relayctl/relayctl/pkg/queue"
+	"github.com/relayctl/relayctl/pkg/smtptest"
 )
 
 const testMsg = "From: app@sender.test\r\nTo: someone@example.test\r\nSubject: Invoice 42\r\nMessage-ID: <42@sender.test>\r\n\r\nPlease pay.\r\n.leading dot\r\n"
@@ -560,5 +561,29 @@ func TestBackoffDefaults(t *testing.T) {
 	}
 	if got := (Backoff{Initial: time.Second, Max: time.Millisecond}).withDefaults(); got.Max != time.Second || got.Jitter != 0 || got.Lifetime != 120*time.Hour {
 		t.Fatalf("partial Backoff → %+v", got)
+	}
+}
+
+// A smarthost route with implicit TLS (verified) and AUTH PLAIN.
+func TestRouteImplicitTLSAndAuth(t *testing.T) {
+	s := smtptest.Start(t, smtptest.Options{ImplicitTLS: true, Users: map[string]string{"relay": "s3cret"}})
+	cfg := Config{Hostname: "relay.test", RootCAs: s.RootCAs, DialTimeout: time.Second, CommandTimeout: 5 * time.Second,
+		RouteSettings: map[string]Route{"*": {Addr: s.Addr, TLS: TLSImplicit, Username: "relay", Password: "s3cret"}}}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	res := DeliverNow(ctx, cfg, "app@sender.test", []string{"x@example.test"}, []byte(testMsg))
+	if res[0].Outcome != events.Delivered || !res[0].TLS {
+		t.Fatalf("result %+v", res[0])
+	}
+	if m := s.Messages(); len(m) != 1 || m[0].User != "relay" || !m[0].TLS {
+		t.Fatalf("smarthost got %+v", m)
+	}
+	cfg.RouteSettings["*"] = Route{Addr: s.Addr, TLS: TLSImplicit, Username: "relay", Password: "wrong"}
+	res = DeliverNow(ctx, cfg, "app@sender.test", []string{"x@example.test"}, []byte(testMsg))
+	if res[0].Outcome != events.Deferred || res[0].Code != 535 {
+		t.Fatalf("wrong password: %+v", res[0])
+	}
+	if _, err := New(Config{RouteSettings: map[string]Route{"*": {Addr: "x:1", TLS: "maybe"}}}, &queue.Queue{}); err == nil {
+		t.Fatal("bad tls policy accepted")
 	}
 }
