@@ -9,6 +9,8 @@ import (
 	"mime/multipart"
 	"net"
 	"net/mail"
+	"os"
+	"os/exec"
 	"strings"
 	"sync"
 	"testing"
@@ -586,4 +588,121 @@ func TestRouteImplicitTLSAndAuth(t *testing.T) {
 	if _, err := New(Config{RouteSettings: map[string]Route{"*": {Addr: "x:1", TLS: "maybe"}}}, &queue.Queue{}); err == nil {
 		t.Fatal("bad tls policy accepted")
 	}
+}
+
+const childEnv = "RELAYCTL_DELIVERY_TEST_CHILD"
+
+// TestKill9MidDelivery runs the engine in a child process (this test
+// binary), kills it with SIGKILL while a message is in DATA, and checks
+// that a new engine on the same spool delivers every message.
+func TestKill9MidDelivery(t *testing.T) {
+	if os.Getenv(childEnv) != "" {
+		kill9Child(t)
+		return
+	}
+	release := make(chan struct{})
+	var first sync.Once
+	s := startSink(t, sinkOpts{decide: func(cmd, arg string, n int) error {
+		if cmd != "DATA" {
+			return nil
+		}
+		held := false
+		first.Do(func() { held = true })
+		if held {
+			select { // the relay dies here; the message must not count
+			case <-release:
+			case <-time.After(10 * time.Second):
+			}
+			return reply(451, [3]int{4, 3, 0}, "client went away")
+		}
+		return nil
+	}})
+	dir := t.TempDir()
+	q, err := queue.Open(dir, queue.DefaultOptions())
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]bool{}
+	for i := 0; i < 8; i++ {
+		rcpt := fmt.Sprintf("r%d@example.test", i)
+		want[rcpt] = true
+		if _, err := q.Enqueue(&queue.Envelope{From: "app@sender.test", Recipients: []queue.Recipient{{Address: rcpt}}}, strings.NewReader(testMsg)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	q.Close()
+
+	cmd := exec.Command(os.Args[0], "-test.run=^TestKill9MidDelivery$")
+	cmd.Env = append(os.Environ(), childEnv+"=1", "RELAYCTL_SPOOL="+dir, "RELAYCTL_SINK="+s.Addr)
+	cmd.Stderr = os.Stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	killed := false
+	defer func() {
+		if !killed {
+			cmd.Process.Kill()
+			cmd.Wait()
+		}
+	}()
+	waitFor(t, "a DATA in flight in the child", func() bool {
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		n := 0
+		for k, v := range s.seen {
+			if strings.HasPrefix(k, "DATA ") {
+				n += v
+			}
+		}
+		return n >= 1
+	})
+	cmd.Process.Kill() // SIGKILL
+	cmd.Wait()
+	killed = true
+	close(release)
+	before := len(s.messages())
+
+	q2, err := queue.Open(dir, queue.DefaultOptions())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer q2.Close()
+	e, err := New(Config{Hostname: "relay.test", Routes: map[string]string{"*": s.Addr}, DialTimeout: time.Second, CommandTimeout: 5 * time.Second}, q2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+	defer cancel()
+	done := make(chan struct{})
+	go func() { defer close(done); e.Run(ctx) }()
+	waitFor(t, "the queue to drain after restart", func() bool { return q2.Len() == 0 })
+	cancel()
+	<-done
+	got := map[string]int{}
+	for _, m := range s.messages() {
+		for _, r := range m.To {
+			got[r]++
+		}
+	}
+	for r := range want {
+		if got[r] == 0 {
+			t.Errorf("%s never delivered", r)
+		}
+	}
+	t.Logf("%d delivered before SIGKILL, %d after restart", before, len(s.messages())-before)
+}
+
+func kill9Child(t *testing.T) {
+	q, err := queue.Open(os.Getenv("RELAYCTL_SPOOL"), queue.DefaultOptions())
+	if err != nil {
+		t.Fatal(err)
+	}
+	e, err := New(Config{Hostname: "relay.test", Routes: map[string]string{"*": os.Getenv("RELAYCTL_SINK")},
+		Concurrency: 2, DialTimeout: time.Second, CommandTimeout: 20 * time.Second}, q)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	e.Run(ctx) // killed long before
 }

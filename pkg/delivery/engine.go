@@ -166,7 +166,10 @@ func (e *Engine) Run(ctx context.Context) error {
 	for {
 		now := e.cfg.Now()
 		waitKick := false
-		for _, id := range e.q.Due(now) {
+		e.mu.Lock()
+		want := e.cfg.Concurrency + len(e.inflight) // enough to fill every free slot
+		e.mu.Unlock()
+		for _, id := range e.q.DueN(now, want) {
 			e.mu.Lock()
 			busy := e.inflight[id]
 			full := len(e.inflight) >= e.cfg.Concurrency
