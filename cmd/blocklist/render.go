@@ -135,7 +135,7 @@ func render(w io.Writer, st *cmdutil.Styles, rep *report.Report, out *Output, al
 		parts = append(parts, fmt.Sprintf("%d listed, %d error(s), %d clean (%d queries)", s.Listed, s.Errors, s.Clean, s.Queries))
 	}
 	word := strings.ToUpper(string(rep.Status))
-	lines := cmdutil.Wrap(fmt.Sprintf("%s %s: %s — %s", rep.Command, rep.Target, word, strings.Join(parts, "; ")), cmdutil.Width)
+	lines := cmdutil.Wrap(fmt.Sprintf("%s %s: %s — %s", rep.Command, rep.Target, word, strings.Join(parts, "; ")), cmdutil.Width-2)
 	lines[0] = strings.Replace(lines[0], ": "+word, ": "+st.Status(rep.Status), 1)
 	fmt.Fprintln(w, strings.Join(lines, "\n  "))
 	return nil
