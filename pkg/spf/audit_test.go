@@ -58,6 +58,8 @@ func TestAuditFindings(t *testing.T) {
 		{"duplicate-include", "example.com. TXT \"v=spf1 include:a.example.net include:A.example.net. -all\"\na.example.net. TXT \"v=spf1 -all\"", []string{"spf.duplicate-include"}, 2},
 		{"void", `example.com. TXT "v=spf1 a:x.example.com a:y.example.com mx:z.example.com -all"`, []string{"spf.void-lookup", "spf.void-limit"}, 3},
 		{"macro", `example.com. TXT "v=spf1 exists:%{i}.bl.example.com -all"`, []string{"spf.macro"}, 1},
+		{"exp-invalid", `example.com. TXT "v=spf1 -all exp=why.example.com"`, []string{"spf.exp-invalid"}, 0},
+		{"exp-ok", "example.com. TXT \"v=spf1 -all exp=why.example.com\"\nwhy.example.com. TXT \"%{i} is not allowed\"", nil, 0},
 		{"unknown-modifier", `example.com. TXT "v=spf1 -all moo=cow"`, []string{"spf.unknown-modifier"}, 0},
 		{"string-join", `example.com. TXT "v=spf1 ip4:192.0.2.1" "include:a.example.net -all"`, []string{"spf.string-join", "spf.syntax"}, 0},
 		{"mx-limit", mxZone(11), []string{"spf.mx-limit"}, 1},
