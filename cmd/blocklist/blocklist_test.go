@@ -205,3 +205,30 @@ func TestDQSRefusedHint(t *testing.T) {
 		t.Errorf("exit %d %+v", r.Code, e.Findings)
 	}
 }
+
+// A resolver that cannot be reached: every list is an error, summed up in
+// one finding per list, and the run is incomplete (3), not clean.
+func TestUnreachableResolver(t *testing.T) {
+	r := cmdtest.Run(t, "blocklist", "192.0.2.1", "192.0.2.2", "--resolver", "127.0.0.1:1", "--timeout", "200ms", "--json")
+	e, o := decode(t, r)
+	if r.Code != 3 || e.Status != "error" || len(o.Queries) != 6 {
+		t.Fatalf("exit %d %+v", r.Code, e)
+	}
+	n := 0
+	for _, f := range e.Findings {
+		if f.Code == "blocklist.query-failed" {
+			n++
+			if !strings.Contains(f.Message, "2 of 2 queries") {
+				t.Errorf("%s", f.Message)
+			}
+		}
+	}
+	for _, q := range o.Queries {
+		if q.Listed || q.Error == "" {
+			t.Errorf("%+v", q)
+		}
+	}
+	if n != 3 {
+		t.Errorf("%d query-failed findings, want one per list: %+v", n, e.Findings)
+	}
+}

@@ -233,6 +233,20 @@ func TestSignHeaderOnly(t *testing.T) {
 	}
 }
 
+// TestObsoleteHeaderSyntax: RFC 5322 §4.5 obsolete "Name :" fields sign
+// and verify (relaxed canonicalization removes the space, RFC 6376 §3.4.2).
+func TestObsoleteHeaderSyntax(t *testing.T) {
+	_, r := serve(t, "ed._domainkey.example.com. TXT \"v=DKIM1; k=ed25519; p="+edP+"\"\n")
+	msg := "From : joe@example.com\r\nSubject :  spaced\r\n\r\nHi.\r\n"
+	for _, c := range []string{dkim.Simple, dkim.Relaxed} {
+		signed := sign(t, msg, dkim.SignOptions{HeaderCanon: c, BodyCanon: c})
+		vs, err := dkim.Verify(context.Background(), r, strings.NewReader(signed))
+		if err != nil || len(vs) != 1 || vs[0].Result != dkim.ResultPass {
+			t.Errorf("%s: %+v %v", c, vs, err)
+		}
+	}
+}
+
 func TestNormalize(t *testing.T) {
 	for _, tc := range []struct {
 		in, out string

@@ -10,6 +10,7 @@ import (
 	"sync/atomic"
 
 	"github.com/miekg/dns"
+	"golang.org/x/net/publicsuffix"
 
 	"github.com/relayctl/relayctl/pkg/dnsclient"
 )
@@ -55,8 +56,8 @@ type Query struct {
 	Error   string   `json:"error"`
 	Kind    string   `json:"error_kind,omitempty"`
 	// From says where an IP came from when it was found through a domain
-	// target ("example.com MX mx1.example.com"), or the range it is part
-	// of.
+	// target ("example.com MX mx1.example.com", "example.com SPF
+	// ip4:192.0.2.0/28"); empty for addresses given directly or in a range.
 	From []string `json:"from,omitempty"`
 
 	Err  error `json:"-"`
@@ -231,6 +232,29 @@ func (c *Checker) plan(targets []Target, infos []TargetInfo) []job {
 		}
 		seen[a] = idx
 	}
+	seenDomain := map[string]int{} // domain → index of its first job
+	addDomain := func(d, from string) {
+		if i, ok := seenDomain[d]; ok {
+			if from != "" {
+				for k := i; k < len(jobs) && jobs[k].target == d; k++ {
+					if !contains(jobs[k].from, from) {
+						jobs[k].from = append(jobs[k].from, from)
+					}
+				}
+			}
+			return
+		}
+		seenDomain[d] = len(jobs)
+		for _, z := range c.Zones {
+			if z.Kind == DomainList {
+				j := job{zone: z, target: d, name: DomainQueryName(z.Name, d)}
+				if from != "" {
+					j.from = []string{from}
+				}
+				jobs = append(jobs, j)
+			}
+		}
+	}
 	v6 := slices.ContainsFunc(c.Zones, func(z Zone) bool { return z.Kind == IPList && z.IPv6 })
 	for i, t := range targets {
 		if !v6 && (t.Addr.Is6() || t.Prefix.Addr().Is6()) {
@@ -246,10 +270,12 @@ func (c *Checker) plan(targets []Target, infos []TargetInfo) []job {
 		}
 		switch {
 		case t.IsDomain():
-			for _, z := range c.Zones {
-				if z.Kind == DomainList {
-					jobs = append(jobs, job{zone: z, target: t.Domain, name: DomainQueryName(z.Name, t.Domain)})
-				}
+			addDomain(t.Domain, "")
+			// URIBL lists registered domains only ("we strip all
+			// hostparts"), and a DBL listing of the registered domain
+			// covers its hosts: ask for it too.
+			if org, err := publicsuffix.EffectiveTLDPlusOne(t.Domain); err == nil && org != t.Domain {
+				addDomain(org, "registered domain of "+t.Domain)
 			}
 			for _, sip := range infos[i].IPs {
 				for _, f := range sip.From {
