@@ -249,14 +249,21 @@ func TestSwaksThroughServe(t *testing.T) {
 	}
 }
 
-// TestKill9LosesNothing: messages accepted while the MX defers them are
-// on disk; kill -9 the relay; a new relay on the same spool delivers
+// TestKill9LosesNothing: 20 messages are accepted while the MX defers
+// half of them at RCPT (so they wait in the queue) and stalls the other
+// half at DATA (so their deliveries are in flight, and end in 451 whatever
+// happens); kill -9 the relay; a new relay on the same spool delivers
 // every one of them.
 func TestKill9LosesNothing(t *testing.T) {
 	mx := smtptest.Start(t, smtptest.Options{})
 	mx.SetHook(func(cmd, arg string) error {
-		if cmd == "RCPT" {
+		switch {
+		case cmd == "RCPT" && (strings.HasSuffix(arg, "0@dest.test") || strings.HasSuffix(arg, "2@dest.test") ||
+			strings.HasSuffix(arg, "4@dest.test") || strings.HasSuffix(arg, "6@dest.test") || strings.HasSuffix(arg, "8@dest.test")):
 			return smtptest.Reply(451, [3]int{4, 7, 1}, "greylisted")
+		case cmd == "DATA":
+			time.Sleep(2 * time.Second)
+			return smtptest.Reply(451, [3]int{4, 3, 0}, "try again")
 		}
 		return nil
 	})
@@ -287,10 +294,13 @@ func TestKill9LosesNothing(t *testing.T) {
 		}
 		c.Close()
 	}
-	time.Sleep(200 * time.Millisecond) // some deliveries are in flight now
+	time.Sleep(300 * time.Millisecond) // the odd ones are in flight now
 	p.cmd.Process.Signal(syscall.SIGKILL)
 	<-p.done
 
+	if n := len(mx.Messages()); n != 0 {
+		t.Fatalf("the MX accepted %d messages before the restart", n)
+	}
 	mx.SetHook(nil)
 	p2 := startServe(t, args...)
 	got := mx.Wait(t, n, 30*time.Second)

@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -350,4 +351,95 @@ func busyAddr(t *testing.T) string {
 	}
 	t.Cleanup(func() { l.Close() })
 	return l.Addr().String()
+}
+
+// TestMixedRecipientsThroughTheRelay: one submitted message with a
+// recipient the MX accepts, one it greylists once, one it refuses (5xx)
+// and one at a null-MX domain. The first two are delivered (the second
+// on retry), and a DSN from <> reaches the sender's MX for the other two.
+func TestMixedRecipientsThroughTheRelay(t *testing.T) {
+	l := startLab(t, nil)
+	l.dns.AddZone("example.com. IN MX 10 mx1.dest.test.\nnullmx.test. IN MX 0 .\n")
+	var (
+		mu     sync.Mutex
+		greyed bool
+	)
+	l.mx.SetHook(func(cmd, arg string) error {
+		if cmd != "RCPT" {
+			return nil
+		}
+		switch arg {
+		case "bad@dest.test":
+			return smtptest.Reply(550, [3]int{5, 1, 1}, "no such user")
+		case "later@dest.test":
+			mu.Lock()
+			defer mu.Unlock()
+			if !greyed {
+				greyed = true
+				return smtptest.Reply(451, [3]int{4, 7, 1}, "greylisted")
+			}
+		}
+		return nil
+	})
+	rcpts := []string{"ok@dest.test", "later@dest.test", "bad@dest.test", "x@nullmx.test"}
+	msg := "From: billing@example.com\r\nTo: ok@dest.test\r\nSubject: mixed\r\n\r\nhello\r\n"
+	if err := sendMsg(l.client(t, true), "billing@example.com", rcpts, msg); err != nil {
+		t.Fatal(err)
+	}
+	delivered := map[string]bool{}
+	var dsns []smtptest.Message
+	deadline := time.Now().Add(20 * time.Second)
+	for time.Now().Before(deadline) {
+		delivered, dsns = map[string]bool{}, nil
+		for _, m := range l.mx.Messages() {
+			if m.From == "" {
+				dsns = append(dsns, m)
+				continue
+			}
+			for _, r := range m.To {
+				delivered[r] = true
+			}
+		}
+		if delivered["ok@dest.test"] && delivered["later@dest.test"] && dsnCovers(dsns, "bad@dest.test", "x@nullmx.test") {
+			break
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if !delivered["ok@dest.test"] || !delivered["later@dest.test"] || delivered["bad@dest.test"] {
+		t.Errorf("delivered %v", delivered)
+	}
+	if !dsnCovers(dsns, "bad@dest.test", "x@nullmx.test") {
+		t.Fatalf("no DSN to the sender for the bounced recipients; DSNs: %d", len(dsns))
+	}
+	for _, d := range dsns {
+		if len(d.To) != 1 || d.To[0] != "billing@example.com" || !strings.Contains(string(d.Data), "multipart/report") {
+			t.Errorf("DSN %v:\n%s", d.To, d.Data)
+		}
+	}
+	results := map[string]events.Result{}
+	for _, e := range readLog(t, l.logPath) {
+		if e.Sender == "billing@example.com" {
+			results[e.Recipient+" "+string(e.Result)] = e.Result
+		}
+	}
+	for _, want := range []string{"ok@dest.test delivered", "later@dest.test deferred", "later@dest.test delivered", "bad@dest.test bounced", "x@nullmx.test bounced"} {
+		if _, ok := results[want]; !ok {
+			t.Errorf("delivery log lacks %q (has %v)", want, results)
+		}
+	}
+}
+
+func dsnCovers(dsns []smtptest.Message, rcpts ...string) bool {
+	for _, r := range rcpts {
+		found := false
+		for _, d := range dsns {
+			if strings.Contains(string(d.Data), r) {
+				found = true
+			}
+		}
+		if !found {
+			return false
+		}
+	}
+	return true
 }
