@@ -19,6 +19,7 @@ import (
 	"github.com/relayctl/relayctl/cmd/queuecmd"
 	"github.com/relayctl/relayctl/cmd/reportcmd"
 	"github.com/relayctl/relayctl/cmd/send"
+	"github.com/relayctl/relayctl/cmd/serve"
 	"github.com/relayctl/relayctl/cmd/suppress"
 	"github.com/relayctl/relayctl/pkg/report"
 )
@@ -91,6 +92,7 @@ RELAYCTL_RESOLVER=127.0.0.1:53), in that order of precedence.
 	root.AddCommand(dkimcmd.NewCmdDKIM(f))
 	root.AddCommand(send.NewCmdSend(f, nil))
 	root.AddCommand(send.NewCmdSendmail(f, nil))
+	root.AddCommand(serve.NewCmdServe(f, nil))
 	root.AddCommand(suppress.NewCmdSuppress(f))
 	root.AddCommand(reportcmd.NewCmdReport(f, nil))
 	root.AddCommand(queuecmd.NewCmdQueue(f))

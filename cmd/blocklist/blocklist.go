@@ -60,11 +60,13 @@ XBL, PBL…) and what it means for a sender, and error answers (Spamhaus
 127.0.0.0/8 from a hijacking resolver) are reported as errors, never as
 listings.
 
-Default lists: ` + strings.Join(dnsbl.DefaultZones, ", ") + `.
+Default lists: ` + strings.Join(dnsbl.DefaultZones[:3], ", ") + `,
+` + strings.Join(dnsbl.DefaultZones[3:], ", ") + `.
 --zones replaces the set, --add-zones extends it (also the config keys
-blocklist.zones and blocklist.add-zones). A zone is a name, optionally with
-":ip", ":ip6" (also answers IPv6) or ":domain"; unknown names are generic
-RFC 5782 IP lists.
+blocklist.zones and blocklist.add-zones; blocklist.dqs-key and
+blocklist.concurrency configure the flags of the same name).
+A zone is a name, optionally with ":ip", ":ip6" (also answers IPv6) or
+":domain"; unknown names are generic RFC 5782 IP lists.
 
 Exit codes: 0 every list answered and nothing is listed, 1 something is
 listed (or --selftest found a dead or list-everything list), 2 bad input,
@@ -88,14 +90,14 @@ refused, broken resolver).`,
 		},
 	}
 	fl := cmd.Flags()
-	fl.StringVarP(&opts.File, "file", "f", "", "read targets from FILE, one per line (- for stdin; # comments and blank lines skipped)")
-	fl.StringSliceVar(&opts.Zones, "zones", nil, "lists to ask, replacing the default set (comma-separated; config blocklist.zones)")
-	fl.StringSliceVar(&opts.AddZones, "add-zones", nil, "lists to ask in addition to the set (config blocklist.add-zones)")
-	fl.StringVar(&opts.DQSKey, "dqs-key", "", "Spamhaus Data Query Service key: ask KEY.<zone>.dq.spamhaus.net (config blocklist.dqs-key)")
-	fl.BoolVar(&opts.SelfTest, "selftest", false, "query each list's RFC 5782 test points first and report dead, list-everything or refusing lists")
-	fl.IntVar(&opts.Concurrency, "concurrency", dnsbl.DefaultConcurrency, "DNS queries in flight at most (config blocklist.concurrency)")
-	fl.BoolVar(&opts.Force, "force", false, "allow ranges larger than a /16 (IPv4) or /112 (IPv6)")
-	fl.BoolVar(&opts.All, "all", false, "show every result in bulk runs, not only listings and errors")
+	fl.StringVarP(&opts.File, "file", "f", "", "read targets from FILE, one per line (- = stdin)")
+	fl.StringSliceVar(&opts.Zones, "zones", nil, "lists to ask instead of the default set")
+	fl.StringSliceVar(&opts.AddZones, "add-zones", nil, "lists to ask in addition to the set")
+	fl.StringVar(&opts.DQSKey, "dqs-key", "", "Spamhaus DQS key: ask KEY.<zone>.dq.spamhaus.net")
+	fl.BoolVar(&opts.SelfTest, "selftest", false, "ask each list's RFC 5782 test points first")
+	fl.IntVar(&opts.Concurrency, "concurrency", dnsbl.DefaultConcurrency, "DNS queries in flight at most")
+	fl.BoolVar(&opts.Force, "force", false, "allow ranges larger than /16 (IPv4) or /112 (IPv6)")
+	fl.BoolVar(&opts.All, "all", false, "bulk runs: show clean targets too")
 	return cmd
 }
 

@@ -182,3 +182,53 @@ func TestSelfTestCommand(t *testing.T) {
 		t.Errorf("exit %d %+v %+v", r.Code, e, o)
 	}
 }
+
+func TestIPv6WithoutIPv6Lists(t *testing.T) {
+	srv := dnstest.Start(t, lists)
+	r := cmdtest.Run(t, "blocklist", "2001:db8::1", "--zones", "b.barracudacentral.org", "--resolver", srv.Addr(), "--json")
+	e, o := decode(t, r)
+	if r.Code != 0 || e.Status != "warn" || !e.Has("blocklist.ipv6-unchecked") || len(o.Queries) != 0 {
+		t.Errorf("exit %d %+v", r.Code, e)
+	}
+	r = cmdtest.Run(t, "blocklist", "2001:db8::1", "--zones", "b.barracudacentral.org", "--resolver", srv.Addr())
+	if !strings.Contains(r.Stdout, "no list in the set answers IPv6") {
+		t.Errorf("%s", r.Stdout)
+	}
+}
+
+func TestDQSRefusedHint(t *testing.T) {
+	srv := dnstest.Start(t, lists)
+	srv.Set("1.2.0.192.abcdefghijklmnopqrstuvwxyz.zen.dq.spamhaus.net", 0, dnstest.Refused)
+	r := cmdtest.Run(t, "blocklist", "192.0.2.1", "--zones", "zen.spamhaus.org", "--dqs-key", "abcdefghijklmnopqrstuvwxyz", "--resolver", srv.Addr(), "--json")
+	e, _ := decode(t, r)
+	if r.Code != 3 || !e.Has("blocklist.query-failed") || !strings.Contains(e.Findings[0].Message, "key is not enabled") {
+		t.Errorf("exit %d %+v", r.Code, e.Findings)
+	}
+}
+
+// A resolver that cannot be reached: every list is an error, summed up in
+// one finding per list, and the run is incomplete (3), not clean.
+func TestUnreachableResolver(t *testing.T) {
+	r := cmdtest.Run(t, "blocklist", "192.0.2.1", "192.0.2.2", "--resolver", "127.0.0.1:1", "--timeout", "200ms", "--json")
+	e, o := decode(t, r)
+	if r.Code != 3 || e.Status != "error" || len(o.Queries) != 6 {
+		t.Fatalf("exit %d %+v", r.Code, e)
+	}
+	n := 0
+	for _, f := range e.Findings {
+		if f.Code == "blocklist.query-failed" {
+			n++
+			if !strings.Contains(f.Message, "2 of 2 queries") {
+				t.Errorf("%s", f.Message)
+			}
+		}
+	}
+	for _, q := range o.Queries {
+		if q.Listed || q.Error == "" {
+			t.Errorf("%+v", q)
+		}
+	}
+	if n != 3 {
+		t.Errorf("%d query-failed findings, want one per list: %+v", n, e.Findings)
+	}
+}

@@ -35,12 +35,18 @@ func render(w io.Writer, st *cmdutil.Styles, rep *report.Report, out *Output, al
 					word = st.Warn.Render(pad(strings.ToUpper(s.Status), statusCol))
 				}
 			}
-			row(w, st, s.List, word, "", "")
+			msg := ""
 			if !s.OK() {
-				row(w, st, "", "", s.Message, "")
+				msg = s.Message
+				if len(out.Targets) > 0 {
+					msg += "; not asked about the targets"
+				}
 			}
+			row(w, st, s.List, word, msg, "")
 		}
-		fmt.Fprintln(w)
+		if len(out.Queries) > 0 || len(out.Targets) > 0 {
+			fmt.Fprintln(w)
+		}
 	}
 
 	res := out.Result
@@ -62,15 +68,9 @@ func render(w io.Writer, st *cmdutil.Styles, rep *report.Report, out *Output, al
 			hidden++
 			continue
 		}
-		head := st.Bold.Render(g[0].Target)
-		if len(g[0].From) > 0 {
-			head += st.Dim.Render("  from " + strings.Join(g[0].From, "; "))
-		}
-		fmt.Fprintln(w, head)
+		header(w, st, g[0].Target, g[0].From)
 		if info := from[g[0].Target]; info != nil {
-			for _, n := range info.Notes {
-				row(w, st, "", "", st.Dim.Render(n), "")
-			}
+			notes(w, st, info.Notes)
 		}
 		for _, q := range g {
 			var word, detail, reason string
@@ -95,19 +95,17 @@ func render(w io.Writer, st *cmdutil.Styles, rep *report.Report, out *Output, al
 	}
 	// Domain targets whose lookups found nothing still get a line.
 	for _, t := range res.Targets {
-		if t.Kind == "domain" && len(t.Notes) > 0 && !hasTarget(groups, t.Target) {
-			fmt.Fprintln(w, st.Bold.Render(t.Target))
-			for _, n := range t.Notes {
-				row(w, st, "", "", st.Dim.Render(n), "")
-			}
+		if len(t.Notes) > 0 && !hasTarget(groups, t.Target) {
+			header(w, st, t.Target, nil)
+			notes(w, st, t.Notes)
 		}
 	}
 	if hidden > 0 {
 		fmt.Fprintf(w, "%s\n", st.Dim.Render(fmt.Sprintf("%d targets clean on every list not shown (--all shows them)", hidden)))
 	}
 	var other []report.Finding
-	for _, f := range rep.Findings {
-		if f.Code != "blocklist.listed" {
+	for _, f := range rep.Findings { // listings and self-test results are in the table
+		if f.Code != "blocklist.listed" && !strings.HasPrefix(f.Code, "blocklist.selftest-") {
 			other = append(other, f)
 		}
 	}
@@ -116,10 +114,62 @@ func render(w io.Writer, st *cmdutil.Styles, rep *report.Report, out *Output, al
 		st.WriteFindings(w, other)
 	}
 	fmt.Fprintln(w)
-	s := res.Summary
-	fmt.Fprintf(w, "%s %s: %s — %d listed, %d error(s), %d clean (%d queries)\n",
-		rep.Command, rep.Target, st.Status(rep.Status), s.Listed, s.Errors, s.Clean, s.Queries)
+	var parts []string
+	if len(out.SelfTest) > 0 {
+		counts := map[string]int{}
+		var order []string
+		for _, t := range out.SelfTest {
+			if counts[t.Status] == 0 {
+				order = append(order, t.Status)
+			}
+			counts[t.Status]++
+		}
+		var st []string
+		for _, o := range order {
+			st = append(st, fmt.Sprintf("%d %s", counts[o], o))
+		}
+		parts = append(parts, "self-test "+strings.Join(st, ", "))
+	}
+	if len(res.Targets) > 0 {
+		s := res.Summary
+		parts = append(parts, fmt.Sprintf("%d listed, %d error(s), %d clean (%d queries)", s.Listed, s.Errors, s.Clean, s.Queries))
+	}
+	word := strings.ToUpper(string(rep.Status))
+	lines := cmdutil.Wrap(fmt.Sprintf("%s %s: %s — %s", rep.Command, rep.Target, word, strings.Join(parts, "; ")), cmdutil.Width-2)
+	lines[0] = strings.Replace(lines[0], ": "+word, ": "+st.Status(rep.Status), 1)
+	fmt.Fprintln(w, strings.Join(lines, "\n  "))
 	return nil
+}
+
+// header prints a target, and where it came from on the same line when
+// that fits in the width, else wrapped below it.
+func header(w io.Writer, st *cmdutil.Styles, target string, from []string) {
+	if len(from) == 0 {
+		fmt.Fprintln(w, st.Bold.Render(target))
+		return
+	}
+	src := "from " + strings.Join(from, "; ")
+	if len(target)+2+len([]rune(src)) <= cmdutil.Width {
+		fmt.Fprintln(w, st.Bold.Render(target)+"  "+st.Dim.Render(src))
+		return
+	}
+	fmt.Fprintln(w, st.Bold.Render(target))
+	for _, l := range cmdutil.Wrap(src, cmdutil.Width-indent-2) {
+		fmt.Fprintln(w, strings.Repeat(" ", indent+2)+st.Dim.Render(l))
+	}
+}
+
+// notes prints a domain's discovery notes ("include: not followed"…).
+func notes(w io.Writer, st *cmdutil.Styles, ns []string) {
+	for _, n := range ns {
+		for i, l := range cmdutil.Wrap(n, cmdutil.Width-indent-6) {
+			lead := "note: "
+			if i > 0 {
+				lead = "      "
+			}
+			fmt.Fprintln(w, strings.Repeat(" ", indent)+st.Dim.Render(lead+l))
+		}
+	}
 }
 
 func hasTarget(groups [][]dnsbl.Query, t string) bool {

@@ -159,13 +159,20 @@ func findings(rep *report.Report, res *dnsbl.Result) {
 		case dnsbl.KindUnexpected:
 			code = "blocklist.unexpected-answer"
 		}
-		rep.Warn(code, "%s (%s): %d of %d queries gave no usable answer (%s): %s", a.list, a.zone, a.n, perZone[a.zone], a.kind, a.first)
+		hint := ""
+		if a.kind == dnsbl.KindServFail && strings.HasSuffix(a.zone, ".dq.spamhaus.net") {
+			hint = " (Spamhaus DQS answers REFUSED, seen as SERVFAIL, when the key is not enabled for this zone)"
+		}
+		rep.Warn(code, "%s (%s): %d of %d queries gave no usable answer (%s): %s%s", a.list, a.zone, a.n, perZone[a.zone], a.kind, a.first, hint)
 		rep.Incomplete = true
 	}
 	for _, t := range res.Targets {
 		for _, e := range t.Errors {
 			rep.Warn("blocklist.discovery-failed", "%s: could not find all its addresses: %s", t.Target, e)
 			rep.Incomplete = true
+		}
+		if t.Unchecked {
+			rep.Warn("blocklist.ipv6-unchecked", "%s: no list in the set answers IPv6 queries, so it was not checked; add one (zen.spamhaus.org, or NAME:ip6)", t.Target)
 		}
 		if t.Kind == "domain" && len(t.IPs) == 0 && len(t.Errors) == 0 {
 			rep.Info("blocklist.no-addresses", "%s: no MX or SPF address found; only the domain lists were asked", t.Target)

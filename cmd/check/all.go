@@ -69,7 +69,7 @@ accepted finding codes. See docs/ci.md for ready-to-copy CI jobs.`,
 	fl.StringSliceVar(&opts.Selectors, "selector", nil, "DKIM selector(s) to check (default: try common selectors)")
 	fl.StringVar(&opts.IP, "ip", "", "the relay's public IP: SPF authorisation, PTR/FCrDNS and blocklists")
 	fl.StringVar(&opts.HELO, "helo", "", "the relay's HELO/EHLO name (compared with the PTR)")
-	fl.StringSliceVar(&opts.Ignore, "ignore", nil, "drop findings with these codes (CODE[,CODE], prefix.* allowed)")
+	fl.StringSliceVar(&opts.Ignore, "ignore", nil, dmIgnoreUsage)
 	fl.BoolVar(&opts.NoBlocklist, "no-blocklist", false, "with --ip: do not ask the DNS blocklists")
 	fl.StringVar(&opts.Message, "message", "", "also evaluate this sample message (.eml) for DMARC alignment")
 	fl.StringVar(&opts.MailFrom, "mail-from", "", "with --message and --ip: its MAIL FROM (default postmaster@DOMAIN)")
@@ -85,7 +85,7 @@ func allRun(ctx context.Context, opts *AllOptions) error {
 	if err := dmDomainArg(domain); err != nil {
 		return err
 	}
-	po := preflight.Options{Domain: domain, HELO: strings.TrimSuffix(strings.TrimSpace(opts.HELO), "."), Ignore: opts.Ignore, Now: f.Now, MailFrom: strings.TrimSpace(opts.MailFrom)}
+	po := preflight.Options{Domain: domain, HELO: strings.TrimSuffix(strings.TrimSpace(opts.HELO), "."), Ignore: dmIgnore(f, opts.Ignore), Now: f.Now, MailFrom: strings.TrimSpace(opts.MailFrom)}
 	for _, s := range opts.Selectors {
 		s = strings.TrimSpace(s)
 		if err := dkim.ValidSelector(s); err != nil {

@@ -165,3 +165,15 @@ func TestCheckAllStrictIgnoreAndHuman(t *testing.T) {
 		}
 	}
 }
+
+func TestCheckAllIgnoreFromEnvironment(t *testing.T) {
+	srv := dnstest.Start(t, allZone)
+	t.Setenv("RELAYCTL_IGNORE", "dkim.no-selector-found,mx.single-host")
+	if r := cmdtest.Run(t, "check", "all", "example.test", "--resolver", srv.Addr(), "--strict"); r.Code != 0 {
+		t.Errorf("RELAYCTL_IGNORE: exit %d\n%s", r.Code, r.Stdout)
+	}
+	// A flag replaces the environment.
+	if r := cmdtest.Run(t, "check", "all", "example.test", "--resolver", srv.Addr(), "--strict", "--ignore", "mx.single-host"); r.Code != 1 {
+		t.Errorf("--ignore over RELAYCTL_IGNORE: exit %d", r.Code)
+	}
+}

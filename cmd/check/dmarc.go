@@ -84,7 +84,7 @@ Finding codes are listed in docs/dmarc.md.`,
 		},
 	}
 	fl := cmd.Flags()
-	fl.StringSliceVar(&opts.Ignore, "ignore", nil, "drop findings with these codes (CODE[,CODE], prefix.* allowed)")
+	fl.StringSliceVar(&opts.Ignore, "ignore", nil, dmIgnoreUsage)
 	fl.StringVar(&opts.Message, "message", "", "evaluate this message file (.eml; - for stdin) as a receiver does")
 	fl.StringVar(&opts.IP, "ip", "", "with --message: the client IP the message came from (runs SPF)")
 	fl.StringVar(&opts.MailFrom, "mail-from", "", "with --ip: the MAIL FROM (return-path) address; empty = null sender")
@@ -106,7 +106,7 @@ func dmarcRun(ctx context.Context, opts *DMARCOptions) error {
 	rep := report.New("check dmarc", domain)
 	result := dmarc.CheckDomain(ctx, res, domain, rep)
 	rep.Result = result
-	rep.Ignore(opts.Ignore)
+	rep.Ignore(dmIgnore(f, opts.Ignore))
 	return f.Output(rep, func(w io.Writer, st *cmdutil.Styles) error {
 		writeDMARCDomain(w, st, result)
 		st.WriteFindings(w, rep.Findings)
@@ -169,7 +169,7 @@ func dmarcMessageRun(ctx context.Context, opts *DMARCOptions) error {
 		return cmdutil.Usagef("--message %s: %v", target, err)
 	}
 	rep.Result = result
-	rep.Ignore(opts.Ignore)
+	rep.Ignore(dmIgnore(f, opts.Ignore))
 	return f.Output(rep, func(w io.Writer, st *cmdutil.Styles) error {
 		writeDMARCMessage(w, st, target, result)
 		st.WriteFindings(w, rep.Findings)
@@ -286,6 +286,23 @@ func writeDMARCDomain(w io.Writer, st *cmdutil.Styles, r *dmarc.DomainResult) {
 // dmRow prints "  label       value" with a fixed label column.
 func dmRow(w io.Writer, st *cmdutil.Styles, label, value string) {
 	fmt.Fprintf(w, "  %s %s\n", st.Dim.Render(fmt.Sprintf("%-11s", label)), value)
+}
+
+const dmIgnoreUsage = "drop findings with these codes (CODE[,CODE], prefix.* allowed; also config key ignore, RELAYCTL_IGNORE)"
+
+// dmIgnore returns the finding codes to drop: --ignore, else the
+// "ignore" configuration key (config file or RELAYCTL_IGNORE, bound to
+// the flag by the root command), commas or spaces separating codes.
+func dmIgnore(f *cmdutil.Factory, flag []string) []string {
+	vals := flag
+	if len(vals) == 0 {
+		vals = f.Config.GetStringSlice("ignore")
+	}
+	var out []string
+	for _, v := range vals {
+		out = append(out, strings.FieldsFunc(v, func(r rune) bool { return r == ',' || r == ' ' || r == '\t' || r == '\n' })...)
+	}
+	return out
 }
 
 // dmDomainArg checks a DOMAIN argument: bad input is a usage error (exit 2).

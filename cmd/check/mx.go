@@ -45,7 +45,7 @@ Finding codes are listed in docs/dmarc.md.`,
 			return mxRun(cmd.Context(), opts)
 		},
 	}
-	cmd.Flags().StringSliceVar(&opts.Ignore, "ignore", nil, "drop findings with these codes (CODE[,CODE], prefix.* allowed)")
+	cmd.Flags().StringSliceVar(&opts.Ignore, "ignore", nil, dmIgnoreUsage)
 	return cmd
 }
 
@@ -62,7 +62,7 @@ func mxRun(ctx context.Context, opts *MXOptions) error {
 	rep := report.New("check mx", domain)
 	result := mx.Check(ctx, res, domain, rep)
 	rep.Result = result
-	rep.Ignore(opts.Ignore)
+	rep.Ignore(dmIgnore(f, opts.Ignore))
 	return f.Output(rep, func(w io.Writer, st *cmdutil.Styles) error {
 		writeMX(w, st, result)
 		st.WriteFindings(w, rep.Findings)

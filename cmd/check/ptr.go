@@ -55,7 +55,7 @@ Finding codes are listed in docs/dmarc.md.`,
 		},
 	}
 	cmd.Flags().StringVar(&opts.HELO, "helo", "", "the HELO/EHLO name the relay announces")
-	cmd.Flags().StringSliceVar(&opts.Ignore, "ignore", nil, "drop findings with these codes (CODE[,CODE], prefix.* allowed)")
+	cmd.Flags().StringSliceVar(&opts.Ignore, "ignore", nil, dmIgnoreUsage)
 	return cmd
 }
 
@@ -68,7 +68,7 @@ func ptrRun(ctx context.Context, opts *PTROptions) error {
 	rep := report.New("check ptr", opts.IP.String())
 	result := rdns.Check(ctx, res, opts.IP, opts.HELO, rep)
 	rep.Result = result
-	rep.Ignore(opts.Ignore)
+	rep.Ignore(dmIgnore(f, opts.Ignore))
 	return f.Output(rep, func(w io.Writer, st *cmdutil.Styles) error {
 		writePTR(w, st, result)
 		st.WriteFindings(w, rep.Findings)

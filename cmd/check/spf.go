@@ -161,35 +161,13 @@ func spfRun(ctx context.Context, o *SPFOptions) error {
 			ev.Error = oc.Err.Error()
 		}
 		out.Evaluation = ev
-		addEvalFinding(rep, ev)
+		f, incomplete := spf.OutcomeFinding(ip, domain, oc)
+		rep.Findings = append(rep.Findings, f)
+		rep.Incomplete = rep.Incomplete || incomplete
 	}
 	return o.F.Output(rep, func(w io.Writer, st *cmdutil.Styles) error {
 		return writeSPFHuman(w, st, rep, out)
 	})
-}
-
-// addEvalFinding turns check_host()'s result into a finding: fail and
-// permerror fail the check, temperror means it could not complete.
-func addEvalFinding(rep *report.Report, ev *spfEvaluation) {
-	code := "spf.eval-" + string(ev.Result)
-	what := fmt.Sprintf("check_host(%s, %s) = %s", ev.IP, ev.Domain, ev.Result)
-	if ev.Mechanism != "" {
-		what += fmt.Sprintf(" (matched %q in %s)", ev.Mechanism, ev.MatchedIn)
-	}
-	if ev.Error != "" {
-		what += ": " + ev.Error
-	}
-	switch ev.Result {
-	case spf.Pass:
-		rep.Info(code, "%s", what)
-	case spf.Fail, spf.PermError:
-		rep.Error(code, "%s", what)
-	case spf.TempError:
-		rep.Incomplete = true
-		rep.Warn(code, "%s", what)
-	default: // softfail, neutral, none: receivers do not trust the IP
-		rep.Warn(code, "%s", what)
-	}
 }
 
 func writeSPFHuman(w io.Writer, st *cmdutil.Styles, rep *report.Report, r *spfResult) error {

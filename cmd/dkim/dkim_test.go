@@ -129,3 +129,71 @@ func TestKeygenBadInput(t *testing.T) {
 		}
 	}
 }
+
+func TestSignCommand(t *testing.T) {
+	dir := t.TempDir()
+	kr, res := keygen(t, "--domain", "example.com", "--selector", "ed", "--algo", "ed25519", "--out", dir)
+	if res.Code != 0 {
+		t.Fatal(res.Stderr)
+	}
+	msg := "From: joe@example.com\r\nTo: a@example.net\r\nSubject: hi\r\n\r\nbody\r\n"
+	base := []string{"dkim", "sign", "--key", kr.KeyFile, "--domain", "example.com", "--selector", "ed"}
+
+	// stdin, CRLF: no note, signature first, message unchanged after it.
+	res = cmdtest.RunStdin(t, strings.NewReader(msg), base...)
+	if res.Code != 0 || res.Stderr != "" || !strings.HasPrefix(res.Stdout, "DKIM-Signature: ") || !strings.HasSuffix(res.Stdout, "\r\n"+msg) {
+		t.Fatalf("stdin: exit %d %q\n%s", res.Code, res.Stderr, res.Stdout)
+	}
+	for _, want := range []string{"c=relaxed/relaxed", "h=From:From:Subject:To", "d=example.com", "s=ed", "a=ed25519-sha256"} {
+		if !strings.Contains(strings.ReplaceAll(res.Stdout, "\r\n ", ""), want) {
+			t.Errorf("signature lacks %s:\n%s", want, res.Stdout)
+		}
+	}
+	// Flags.
+	res = cmdtest.RunStdin(t, strings.NewReader(msg), append(base, "--canon", "simple", "--headers", "From,Subject", "--expire", "1h", "--identifier", "joe@example.com", "-")...)
+	sig := strings.ReplaceAll(res.Stdout, "\r\n ", "")
+	for _, want := range []string{"c=simple/simple", "h=From:Subject", "x=", "i=joe@example.com"} {
+		if !strings.Contains(sig, want) {
+			t.Errorf("flags: signature lacks %s:\n%s", want, res.Stdout)
+		}
+	}
+	// --json carries the signed message.
+	res = cmdtest.RunStdin(t, strings.NewReader(strings.ReplaceAll(msg, "\r\n", "\n")), append(base, "--json")...)
+	var sr struct {
+		Signature     string `json:"signature"`
+		Message       string `json:"message"`
+		CRLFConverted bool   `json:"crlf_converted"`
+	}
+	env := res.Envelope(t)
+	json.Unmarshal(env.Result, &sr)
+	if res.Code != 0 || !sr.CRLFConverted || sr.Message != sr.Signature+msg || !env.Has("dkim.crlf-converted") || !strings.Contains(res.Stderr, "LF line endings") {
+		t.Errorf("--json: exit %d %+v", res.Code, sr)
+	}
+	// Bad input: exit 2, one line.
+	file := filepath.Join(dir, "m.eml")
+	os.WriteFile(file, []byte(msg), 0o644)
+	noFrom := filepath.Join(dir, "nofrom.eml")
+	os.WriteFile(noFrom, []byte("Subject: x\r\n\r\nbody\r\n"), 0o644)
+	garbage := filepath.Join(dir, "garbage.pem")
+	os.WriteFile(garbage, []byte("not a key"), 0o600)
+	for _, args := range [][]string{
+		{"dkim", "sign", "--domain", "example.com", "--selector", "ed", file},
+		{"dkim", "sign", "--key", garbage, "--domain", "example.com", "--selector", "ed", file},
+		{"dkim", "sign", "--key", filepath.Join(dir, "missing.pem"), "--domain", "example.com", "--selector", "ed", file},
+		append(append([]string{}, base...), noFrom),
+		append(append([]string{}, base...), filepath.Join(dir, "missing.eml")),
+		append(append([]string{}, base...), "--canon", "nofws", file),
+		append(append([]string{}, base...), "--headers", "Subject,To", file),
+		append(append([]string{}, base...), "--identifier", "joe@example.org", file),
+		append(append([]string{}, base...), file, "extra-arg"),
+	} {
+		res := cmdtest.Run(t, args...)
+		if res.Code != 2 || strings.Count(strings.TrimSpace(res.Stderr), "\n") != 0 || res.Stdout != "" {
+			t.Errorf("%v: exit %d stderr %q stdout %q", args[3:], res.Code, res.Stderr, res.Stdout)
+		}
+	}
+	res = cmdtest.RunStdin(t, strings.NewReader(""), base...)
+	if res.Code != 2 {
+		t.Errorf("empty stdin: exit %d", res.Code)
+	}
+}

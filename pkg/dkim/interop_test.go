@@ -131,6 +131,8 @@ var oddMessages = map[string]string{
 	"duplicate-headers": "Received: from a by b\r\nReceived: from c by d\r\nFrom: joe@example.com\r\nTo: first@example.net\r\nTo: second@example.net\r\nReply-To: r1@example.com\r\nReply-To: r2@example.com\r\nSubject: duplicates\r\n\r\nHi.\r\n",
 	"whitespace":        "From:   joe@example.com   \r\nSubject:\tspaced  \t out \r\nTo: x@example.net\r\n\r\n  leading and trailing  \t\r\n\ttabbed line\r\n\r\n",
 	"empty-body":        "From: joe@example.com\r\nSubject: no body\r\n",
+	"8bit-header":       "From: =?utf-8?q?J=C3=B6rg?= <joerg@example.com>\r\nSubject: Gr\xc3\xbc\xc3\x9fe aus K\xc3\xb6ln\r\nTo: J\xc3\xbcrgen <j@example.net>\r\n\r\nHi.\r\n",
+	"long-unfolded":     "From: joe@example.com\r\nSubject: " + strings.Repeat("word ", 180) + "end\r\n\r\nHi.\r\n",
 	"long-body-line":    "From: joe@example.com\r\nSubject: long line\r\n\r\n" + strings.Repeat("x", 990) + "\r\n",
 }
 

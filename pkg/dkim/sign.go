@@ -60,7 +60,7 @@ type SignOptions struct {
 // Sentinel errors.
 var (
 	ErrNoFrom      = errors.New("dkim: message has no From header field")
-	ErrNoSeparator = errors.New("dkim: message has no blank line between header and body")
+	ErrNoSeparator = errors.New("dkim: message header does not end in CRLF and has no blank line before a body")
 	ErrKeyTooShort = errors.New("dkim: RSA key shorter than 1024 bits (RFC 8301 §3.2)")
 )
 
@@ -287,12 +287,17 @@ func (o SignOptions) msgauth(fields []string) (*msgdkim.SignOptions, error) {
 	return mo, nil
 }
 
-// SignatureHeader signs msg, which must use CRLF line endings and have a
-// header/body separator, and returns the complete "DKIM-Signature: …\r\n"
+// SignatureHeader signs msg, which must use CRLF line endings (a message
+// with no body may lack the blank line), and returns the complete "DKIM-Signature: …\r\n"
 // field to prepend to it.
 func SignatureHeader(msg []byte, o SignOptions) (string, error) {
 	if headerEnd(msg) < 0 {
-		return "", ErrNoSeparator
+		// A header-only message whose last field ends in CRLF has an empty
+		// body (RFC 5322 §3.5): sign it as such; verifiers hash the same.
+		if !bytes.HasSuffix(msg, []byte("\r\n")) {
+			return "", ErrNoSeparator
+		}
+		msg = append(msg[:len(msg):len(msg)], "\r\n"...)
 	}
 	mo, err := o.msgauth(HeaderFields(msg))
 	if err != nil {

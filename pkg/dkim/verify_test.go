@@ -206,12 +206,43 @@ func TestSignHeaders(t *testing.T) {
 		{msg, dkim.SignOptions{Headers: []string{"Subject"}}, "must include From"},
 		{msg, dkim.SignOptions{Headers: []string{"From", "Bad Name"}}, "invalid header field name"},
 		{msg, dkim.SignOptions{HeaderCanon: "nofws"}, "unknown canonicalization"},
-		{"From: a@example.com\r\n", dkim.SignOptions{}, "no blank line"},
+		{"From: a@example.com", dkim.SignOptions{}, "does not end in CRLF"},
 	} {
 		o := tc.o
 		o.Domain, o.Selector, o.Signer = "example.com", "ed", rfc8463Key(t)
 		if _, err := dkim.SignatureHeader([]byte(tc.msg), o); err == nil || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("%q %+v: err %v, want %q", tc.msg, tc.o, err, tc.want)
+		}
+	}
+}
+
+// TestSignHeaderOnly: a message with no body and no blank line (as SMTP
+// DATA may deliver) gets a signature that verifies with the field prepended.
+func TestSignHeaderOnly(t *testing.T) {
+	_, r := serve(t, "ed._domainkey.example.com. TXT \"v=DKIM1; k=ed25519; p="+edP+"\"\n")
+	for _, c := range []string{dkim.Simple, dkim.Relaxed} {
+		msg := "From: joe@example.com\r\nSubject: header only\r\n"
+		sig, err := dkim.SignatureHeader([]byte(msg), dkim.SignOptions{Domain: "example.com", Selector: "ed", Signer: rfc8463Key(t), HeaderCanon: c, BodyCanon: c})
+		if err != nil {
+			t.Fatal(err)
+		}
+		vs, err := dkim.Verify(context.Background(), r, strings.NewReader(sig+msg))
+		if err != nil || len(vs) != 1 || vs[0].Result != dkim.ResultPass {
+			t.Errorf("%s: %+v %v", c, vs, err)
+		}
+	}
+}
+
+// TestObsoleteHeaderSyntax: RFC 5322 §4.5 obsolete "Name :" fields sign
+// and verify (relaxed canonicalization removes the space, RFC 6376 §3.4.2).
+func TestObsoleteHeaderSyntax(t *testing.T) {
+	_, r := serve(t, "ed._domainkey.example.com. TXT \"v=DKIM1; k=ed25519; p="+edP+"\"\n")
+	msg := "From : joe@example.com\r\nSubject :  spaced\r\n\r\nHi.\r\n"
+	for _, c := range []string{dkim.Simple, dkim.Relaxed} {
+		signed := sign(t, msg, dkim.SignOptions{HeaderCanon: c, BodyCanon: c})
+		vs, err := dkim.Verify(context.Background(), r, strings.NewReader(signed))
+		if err != nil || len(vs) != 1 || vs[0].Result != dkim.ResultPass {
+			t.Errorf("%s: %+v %v", c, vs, err)
 		}
 	}
 }

@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
+	"slices"
 
 	"github.com/relayctl/relayctl/pkg/dnsclient"
 	"github.com/relayctl/relayctl/pkg/report"
@@ -72,7 +74,8 @@ func CheckDomain(ctx context.Context, r dnsclient.Resolver, domain string, rep *
 	}
 	res.Discovery = disc
 
-	for name, recs := range disc.Broken {
+	for _, name := range slices.Sorted(maps.Keys(disc.Broken)) {
+		recs := disc.Broken[name]
 		rep.Error(CodeInvalidVersion, "_dmarc.%s holds %q: the version must be exactly v=DMARC1 (upper case) and come first, so receivers ignore it", name, recs[0])
 	}
 	if len(disc.Multiple) > 0 {
@@ -177,6 +180,8 @@ func compareRFCs(disc *Discovery, rep *report.Report) {
 	}
 	p7, p9 := disc.Policy, disc.BisPolicy
 	switch {
+	case p7 == nil && p9 != nil && disc.Ignored != "":
+		diffs = append(diffs, fmt.Sprintf("RFC 7489 receivers ignore the record at _dmarc.%s (no valid p= or sp= and no rua=, RFC 7489 §6.6.3), RFC 9989 receivers apply it", disc.Ignored))
 	case p7 == nil && p9 != nil:
 		diffs = append(diffs, fmt.Sprintf("RFC 7489 receivers find no record, RFC 9989 receivers use the one at _dmarc.%s", p9.Domain))
 	case p7 != nil && p9 == nil:
@@ -189,9 +194,7 @@ func compareRFCs(disc *Discovery, rep *report.Report) {
 	if ok7 && ok9 && (d7.Applied != d9.Applied || d7.Percent != d9.Percent) {
 		diffs = append(diffs, fmt.Sprintf("failing mail gets %s under RFC 7489 but %s under RFC 9989", d7, d9))
 	}
-	if ok7 && ok9 && disc.Policy.Domain == disc.BisPolicy.Domain && !disc.Policy.Record.ValidPolicy && len(disc.Policy.Record.RUA) == 0 {
-		diffs = append(diffs, "without a valid p= and rua= RFC 7489 receivers ignore the record, RFC 9989 receivers apply p=none")
-	}
+
 	for _, d := range diffs {
 		rep.Warn(CodeRFCsDisagree, "%s", d)
 	}

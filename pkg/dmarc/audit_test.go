@@ -42,6 +42,10 @@ $ORIGIN tmode.test.
 _dmarc  TXT "v=DMARC1; p=reject; t=y; ri=3600; rua=mailto:d@tmode.test"
 $ORIGIN psd.test.
 _dmarc  TXT "v=DMARC1; p=reject; psd=y; rua=mailto:d@psd.test"
+$ORIGIN ignored.test.
+_dmarc  TXT "v=DMARC1; p=bogus"
+$ORIGIN badsp.test.
+_dmarc  TXT "v=DMARC1; p=reject; sp=bogus; rua=mailto:d@badsp.test"
 `
 
 func TestCheckDomain(t *testing.T) {
@@ -68,6 +72,10 @@ func TestCheckDomain(t *testing.T) {
 		{"spnone.test", report.StatusWarn, []string{CodeSubdomainNone}, nil},
 		{"tmode.test", report.StatusWarn, []string{CodeTesting, CodeRetiredTag, CodeRFCsDisagree}, nil},
 		{"shop.psd.test", report.StatusWarn, []string{CodeRFCsDisagree, CodeOrgFallback}, nil},
+		// RFC 7489 §6.6.3: invalid p and no rua → ignored; RFC 9989 applies p=none.
+		{"ignored.test", report.StatusFail, []string{CodeInvalidPolicy, CodeRFCsDisagree}, []string{CodeNoRecord}},
+		// invalid sp with a valid rua → RFC 7489 acts as p=none.
+		{"badsp.test", report.StatusFail, []string{CodeInvalidPolicy, CodePolicyNone, CodeRFCsDisagree}, nil},
 	}
 	for _, tc := range tests {
 		rep := report.New("check dmarc", tc.domain)

@@ -7,14 +7,26 @@ import (
 	"strings"
 
 	"github.com/miekg/dns"
+	"golang.org/x/net/idna"
 	"golang.org/x/net/publicsuffix"
 
 	"github.com/relayctl/relayctl/pkg/dnsclient"
 )
 
-// Normalize lower-cases a domain and drops a trailing dot.
+// Normalize lower-cases a domain, drops a trailing dot and turns an
+// internationalized name into its A-label form (RFC 5891), the form
+// published in the DNS and compared for alignment.
 func Normalize(domain string) string {
-	return strings.TrimSuffix(strings.ToLower(strings.TrimSpace(domain)), ".")
+	d := strings.TrimSuffix(strings.ToLower(strings.TrimSpace(domain)), ".")
+	for i := 0; i < len(d); i++ {
+		if d[i] >= 0x80 {
+			if a, err := idna.Lookup.ToASCII(d); err == nil {
+				return a
+			}
+			break
+		}
+	}
+	return d
 }
 
 // OrganizationalDomain is the RFC 7489 §3.2 organizational domain: the
@@ -121,6 +133,9 @@ type Discovery struct {
 	BisOrgDomain string `json:"org_domain_rfc9989"`
 	BisPolicy    *Found `json:"record_rfc9989"`
 
+	// Ignored names the domain whose record RFC 7489 receivers ignore
+	// (invalid p or sp and no valid rua, §6.6.3 step 6).
+	Ignored string `json:"ignored_rfc7489,omitempty"`
 	// Multiple names the domains that publish more than one DMARC record.
 	Multiple []string `json:"multiple,omitempty"`
 	// Broken maps domains to TXT records that start like a DMARC record
@@ -176,7 +191,11 @@ func (d *Discoverer) Discover(ctx context.Context, domain string) (*Discovery, e
 			break // step 5: no DMARC processing
 		}
 		if len(l.records) == 1 {
-			disc.Policy = &Found{Domain: name, Record: l.records[0]}
+			if l.records[0].UsableBy7489() {
+				disc.Policy = &Found{Domain: name, Record: l.records[0]}
+			} else {
+				disc.Ignored = name
+			}
 			break
 		}
 	}
@@ -301,7 +320,10 @@ func (disc *Discovery) Disposition7489() (Disposition, bool) {
 	}
 	rec := f.Record
 	d := Disposition{Policy: rec.Policy, Source: "p", Percent: rec.Percent}
-	if f.Domain != disc.Domain && rec.SubdomainPolicy != "" {
+	if !rec.ValidPolicy || rec.InvalidSubdomainPolicy {
+		// §6.6.3 step 6: act as if p=none was published.
+		d = Disposition{Policy: PolicyNone, Source: "p", Percent: 100}
+	} else if f.Domain != disc.Domain && rec.SubdomainPolicy != "" {
 		d.Policy, d.Source = rec.SubdomainPolicy, "sp"
 	}
 	d.Applied = d.Policy

@@ -10,6 +10,7 @@ import (
 	"testing"
 
 	"github.com/relayctl/relayctl/pkg/dkim"
+	"github.com/relayctl/relayctl/pkg/dnsclient"
 	"github.com/relayctl/relayctl/pkg/dnstest"
 	"github.com/relayctl/relayctl/pkg/report"
 )
@@ -201,4 +202,58 @@ func findingText(rep *report.Report) []string {
 		out = append(out, f.Message)
 	}
 	return out
+}
+
+func TestCheckMessageTempErrorAndMultiple(t *testing.T) {
+	ks, keyZone := keys(t, "example.test")
+	srv, r := resolver(t, messageZone+keyZone+`
+$ORIGIN multi.test.
+_dmarc TXT "v=DMARC1; p=reject"
+_dmarc TXT "v=DMARC1; p=none"
+`)
+	// The only aligned identifier's key cannot be fetched: temperror.
+	srv.Set("sel._domainkey.example.test", 0, dnstest.ServFail)
+	rep := report.New("check dmarc", "message")
+	res, err := CheckMessage(context.Background(), r, sign(t, ks["example.test"], message("a@example.test")), MessageOptions{}, rep)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rep.Finish() != report.StatusError || res.DMARC != ResultTempError || !rep.Has(CodeTempError) {
+		t.Errorf("temperror: status %s dmarc %s %+v", rep.Status, res.DMARC, rep.Findings)
+	}
+
+	rep = report.New("check dmarc", "message")
+	res, _ = CheckMessage(context.Background(), r, message("a@multi.test"), MessageOptions{}, rep)
+	if rep.Finish() != report.StatusFail || res.DMARC != ResultNone || !rep.Has(CodeMultiple) {
+		t.Errorf("multiple: status %s dmarc %s %+v", rep.Status, res.DMARC, rep.Findings)
+	}
+}
+
+func BenchmarkParse(b *testing.B) {
+	const rec = "v=DMARC1; p=reject; sp=quarantine; adkim=s; aspf=r; pct=100; fo=1:d; rua=mailto:agg@example.com,mailto:dmarc@reports.example.net!10m; ruf=mailto:f@example.com"
+	for b.Loop() {
+		if _, err := Parse(rec); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// BenchmarkCheckMessage measures a full receiver-side evaluation: DKIM
+// verification, SPF and policy discovery over loopback DNS.
+func BenchmarkCheckMessage(b *testing.B) {
+	ks, keyZone := keys(b, "example.test")
+	srv := dnstest.Start(b, messageZone+keyZone)
+	r, err := dnsclient.New([]string{srv.Addr()})
+	if err != nil {
+		b.Fatal(err)
+	}
+	msg := sign(b, ks["example.test"], message("a@example.test"))
+	opts := MessageOptions{IP: net.ParseIP("192.0.2.25"), MailFrom: "b@example.test"}
+	for b.Loop() {
+		rep := report.New("check dmarc", "message")
+		res, err := CheckMessage(context.Background(), r, msg, opts, rep)
+		if err != nil || res.DMARC != ResultPass {
+			b.Fatalf("%v %+v", err, res)
+		}
+	}
 }

@@ -91,11 +91,21 @@ type Record struct {
 	// then treats the record as p=none if rua holds a valid URI, and
 	// ignores it otherwise; RFC 9989 §5.3 treats it as p=none.
 	ValidPolicy bool `json:"-"`
+	// InvalidSubdomainPolicy is set when sp is published but invalid
+	// (RFC 7489 §6.6.3 treats that like an invalid p).
+	InvalidSubdomainPolicy bool `json:"-"`
 	// Tags holds the names of the valid published tags in order, lower
 	// case ("v" first).
 	Tags []string `json:"tags"`
 	// Problems are the record's syntax and validity findings.
 	Problems []report.Finding `json:"-"`
+}
+
+// UsableBy7489 reports whether an RFC 7489 receiver applies the record
+// (§6.6.3 step 6): with a missing or invalid p, or an invalid sp, only if
+// rua holds a valid URI, and then as p=none.
+func (r *Record) UsableBy7489() bool {
+	return (r.ValidPolicy && !r.InvalidSubdomainPolicy) || len(r.RUA) > 0
 }
 
 // Has reports whether tag was published.
@@ -245,6 +255,7 @@ func (r *Record) parseTag(name, value string) bool {
 		p, ok := parsePolicy(value)
 		if !ok {
 			r.problem(CodeInvalidPolicy, report.SeverityError, "%s=%s is not none, quarantine or reject", name, value)
+			r.InvalidSubdomainPolicy = r.InvalidSubdomainPolicy || name == "sp"
 			return false
 		}
 		if name == "sp" {

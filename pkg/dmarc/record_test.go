@@ -5,6 +5,10 @@ import (
 	"reflect"
 	"slices"
 	"testing"
+
+	msgdmarc "github.com/emersion/go-msgauth/dmarc"
+
+	"github.com/relayctl/relayctl/pkg/report"
 )
 
 func codes(r *Record) []string {
@@ -197,5 +201,34 @@ func FuzzParse(f *testing.F) {
 			r.SubdomainPolicy != r2.SubdomainPolicy || len(r.RUA) != len(r2.RUA) || r.ValidPolicy != r2.ValidPolicy {
 			t.Fatalf("round trip of %q changed the record: %+v → %+v", s, r, r2)
 		}
+		// Differential check against go-msgauth's (stricter, error on any
+		// invalid tag) parser: where both accept the record without
+		// errors, they must read the policy the same way.
+		for _, p := range r.Problems {
+			if p.Severity == report.SeverityError {
+				return
+			}
+		}
+		m, err := msgdmarc.Parse(s)
+		if err != nil {
+			return
+		}
+		pct := 100
+		if m.Percent != nil {
+			pct = *m.Percent
+		}
+		if string(m.Policy) != string(r.Policy) || string(m.SubdomainPolicy) != string(r.SubdomainPolicy) ||
+			string(m.DKIMAlignment) != string(r.ADKIM) || string(m.SPFAlignment) != string(r.ASPF) || pct != r.Percent {
+			t.Fatalf("%q: go-msgauth reads p=%s sp=%s adkim=%s aspf=%s pct=%d, we read p=%s sp=%s adkim=%s aspf=%s pct=%d",
+				s, m.Policy, m.SubdomainPolicy, m.DKIMAlignment, m.SPFAlignment, pct, r.Policy, r.SubdomainPolicy, r.ADKIM, r.ASPF, r.Percent)
+		}
 	})
+}
+
+func TestNormalize(t *testing.T) {
+	for in, want := range map[string]string{"Example.COM.": "example.com", " bücher.example ": "xn--bcher-kva.example", "": ""} {
+		if got := Normalize(in); got != want {
+			t.Errorf("Normalize(%q) = %q, want %q", in, got, want)
+		}
+	}
 }

@@ -4,11 +4,13 @@ import (
 	"context"
 	"errors"
 	"net/netip"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
 
 	"github.com/miekg/dns"
+	"golang.org/x/net/publicsuffix"
 
 	"github.com/relayctl/relayctl/pkg/dnsclient"
 )
@@ -54,8 +56,8 @@ type Query struct {
 	Error   string   `json:"error"`
 	Kind    string   `json:"error_kind,omitempty"`
 	// From says where an IP came from when it was found through a domain
-	// target ("example.com MX mx1.example.com"), or the range it is part
-	// of.
+	// target ("example.com MX mx1.example.com", "example.com SPF
+	// ip4:192.0.2.0/28"); empty for addresses given directly or in a range.
 	From []string `json:"from,omitempty"`
 
 	Err  error `json:"-"`
@@ -98,6 +100,9 @@ type TargetInfo struct {
 	IPs       []SourceIP `json:"ips,omitempty"`
 	Notes     []string   `json:"notes,omitempty"`
 	Errors    []string   `json:"errors,omitempty"`
+	// Unchecked is set for an IPv6 address or range when no list in the
+	// set answers IPv6 queries.
+	Unchecked bool `json:"unchecked,omitempty"`
 	errs      []error
 }
 
@@ -156,8 +161,10 @@ func (c *Checker) Check(ctx context.Context, targets []Target) *Result {
 	res := &Result{Targets: make([]TargetInfo, len(targets))}
 	r := c.resolver()
 
-	// Find the addresses of the domain targets first (MX, SPF), all at once.
+	// Find the addresses of the domain targets first (MX, SPF), as many
+	// domains at once as the bound allows queries.
 	var wg sync.WaitGroup
+	gate := make(chan struct{}, c.concurrency())
 	for i, t := range targets {
 		info := &res.Targets[i]
 		info.Target = t.Input
@@ -165,8 +172,9 @@ func (c *Checker) Check(ctx context.Context, targets []Target) *Result {
 		case t.IsDomain():
 			info.Target, info.Kind = t.Domain, "domain"
 			wg.Add(1)
+			gate <- struct{}{}
 			go func() {
-				defer wg.Done()
+				defer func() { <-gate; wg.Done() }()
 				discover(ctx, r, t.Domain, info)
 			}()
 		case t.Prefix.IsValid():
@@ -224,13 +232,50 @@ func (c *Checker) plan(targets []Target, infos []TargetInfo) []job {
 		}
 		seen[a] = idx
 	}
+	seenDomain := map[string]int{} // domain → index of its first job
+	addDomain := func(d, from string) {
+		if i, ok := seenDomain[d]; ok {
+			if from != "" {
+				for k := i; k < len(jobs) && jobs[k].target == d; k++ {
+					if !contains(jobs[k].from, from) {
+						jobs[k].from = append(jobs[k].from, from)
+					}
+				}
+			}
+			return
+		}
+		seenDomain[d] = len(jobs)
+		for _, z := range c.Zones {
+			if z.Kind == DomainList {
+				j := job{zone: z, target: d, name: DomainQueryName(z.Name, d)}
+				if from != "" {
+					j.from = []string{from}
+				}
+				jobs = append(jobs, j)
+			}
+		}
+	}
+	v6 := slices.ContainsFunc(c.Zones, func(z Zone) bool { return z.Kind == IPList && z.IPv6 })
 	for i, t := range targets {
+		if !v6 && (t.Addr.Is6() || t.Prefix.Addr().Is6()) {
+			infos[i].Unchecked = true
+			infos[i].Notes = append(infos[i].Notes, "no list in the set answers IPv6 queries (Spamhaus ZEN does): not checked")
+		}
+		if !v6 && t.IsDomain() {
+			for _, sip := range infos[i].IPs {
+				if sip.addr.Is6() {
+					infos[i].Notes = append(infos[i].Notes, sip.IP+": no list in the set answers IPv6 queries: not checked")
+				}
+			}
+		}
 		switch {
 		case t.IsDomain():
-			for _, z := range c.Zones {
-				if z.Kind == DomainList {
-					jobs = append(jobs, job{zone: z, target: t.Domain, name: DomainQueryName(z.Name, t.Domain)})
-				}
+			addDomain(t.Domain, "")
+			// URIBL lists registered domains only ("we strip all
+			// hostparts"), and a DBL listing of the registered domain
+			// covers its hosts: ask for it too.
+			if org, err := publicsuffix.EffectiveTLDPlusOne(t.Domain); err == nil && org != t.Domain {
+				addDomain(org, "registered domain of "+t.Domain)
 			}
 			for _, sip := range infos[i].IPs {
 				for _, f := range sip.From {
@@ -298,13 +343,7 @@ func lookup(ctx context.Context, r dnsclient.Resolver, j job) Query {
 		q.Kind = queryKind(err)
 		return q
 	}
-	var answers []netip.Addr
-	for _, rr := range resp.Records() {
-		if a, ok := netip.AddrFromSlice(rr.(*dns.A).A); ok {
-			answers = append(answers, a.Unmap())
-		}
-	}
-	v := j.zone.Interpret(answers)
+	v := j.zone.Interpret(addrs(resp.Records()))
 	if v.Codes != nil {
 		q.Codes = v.Codes
 	}
@@ -320,6 +359,20 @@ func lookup(ctx context.Context, r dnsclient.Resolver, j job) Query {
 		}
 	}
 	return q
+}
+
+// addrs returns the addresses of the A records among rrs (CNAMEs that
+// led to them, and any other type, are skipped).
+func addrs(rrs []dns.RR) []netip.Addr {
+	var out []netip.Addr
+	for _, rr := range rrs {
+		if a, ok := rr.(*dns.A); ok {
+			if ip, ok := netip.AddrFromSlice(a.A); ok {
+				out = append(out, ip.Unmap())
+			}
+		}
+	}
+	return out
 }
 
 func queryKind(err error) string {

@@ -371,3 +371,20 @@ broken.example.      TXT "v=spf1 ip4:300.1.1.1 -all"
 		t.Errorf("%+v", q)
 	}
 }
+
+// A host name is also asked under its registered domain, which URIBL
+// and DBL list.
+func TestCheckRegisteredDomain(t *testing.T) {
+	srv := dnstest.Start(t, lists)
+	res := checker(t, srv, "dbl.spamhaus.org", "multi.uribl.com").Check(context.Background(), targetsOf(t, "www.spammy.example", "spammy.example"))
+	if len(res.Queries) != 4 {
+		t.Fatalf("%+v", res.Queries)
+	}
+	if q := find(t, res, "www.spammy.example", "dbl.spamhaus.org"); q.Listed {
+		t.Errorf("%+v", q)
+	}
+	q := find(t, res, "spammy.example", "multi.uribl.com")
+	if !q.Listed || len(q.From) != 1 || q.From[0] != "registered domain of www.spammy.example" {
+		t.Errorf("%+v", q)
+	}
+}

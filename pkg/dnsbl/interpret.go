@@ -109,6 +109,9 @@ func (z Zone) code(b [4]byte) code {
 	if b == [4]byte{127, 0, 0, 1} { // RFC 5782 §5: 127.0.0.1 MUST NOT be listed
 		return code{err: ErrUnexpected, meaning: "127.0.0.1 is never a listing (RFC 5782 §5); the list is misconfigured or refusing this resolver"}
 	}
+	if b == [4]byte{127, 0, 0, 2} && z.listed != "" {
+		return code{listed: true, meaning: z.listed}
+	}
 	return code{listed: true, meaning: fmt.Sprintf("listed (return code 127.%d.%d.%d)", b[1], b[2], b[3])}
 }
 

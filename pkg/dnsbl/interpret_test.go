@@ -5,6 +5,8 @@ import (
 	"net/netip"
 	"strings"
 	"testing"
+
+	"github.com/miekg/dns"
 )
 
 func zone(t *testing.T, spec string) Zone {
@@ -59,12 +61,14 @@ func TestInterpretCodes(t *testing.T) {
 		{"dbl.spamhaus.org", "127.0.1.255", false, "", "IP queries are not allowed", ErrRefused},
 		{"dbl.spamhaus.org", "127.255.255.254", false, "", "public/open resolver", ErrRefused},
 		{"dbl.spamhaus.org", "127.0.0.2", false, "", "not a Spamhaus DBL", ErrUnexpected},
-		{"b.barracudacentral.org", "127.0.0.2", true, "", "listed (return code 127.0.0.2)", nil},
-		{"bl.spamcop.net", "127.0.0.2", true, "", "listed", nil},
+		{"b.barracudacentral.org", "127.0.0.2", true, "", "poor sending reputation", nil},
+		{"b.barracudacentral.org", "127.0.0.3", true, "", "listed (return code 127.0.0.3)", nil},
+		{"bl.spamcop.net", "127.0.0.2", true, "", "recipients reported spam", nil},
 		{"bl.spamcop.net", "127.0.0.1", false, "", "never a listing", ErrUnexpected},
 		{"bl.spamcop.net", "127.255.255.254", false, "", "use your own resolver", ErrRefused},
 		{"bl.spamcop.net", "192.0.2.1", false, "", "rewrites NXDOMAIN", ErrBadAnswer},
-		{"dnsbl-1.uceprotect.net", "127.0.0.2", true, "", "listed", nil},
+		{"dnsbl-1.uceprotect.net", "127.0.0.2", true, "", "spam traps", nil},
+		{"dnsbl-3.uceprotect.net", "127.0.0.2", true, "", "says nothing about this IP", nil},
 		{"multi.uribl.com", "127.0.0.2", true, "black", "black", nil},
 		{"multi.uribl.com", "127.0.0.4", true, "grey", "grey", nil},
 		{"multi.uribl.com", "127.0.0.8", true, "red", "red", nil},
@@ -180,6 +184,45 @@ func FuzzInterpret(f *testing.F) {
 		}
 		if len(v.Codes) != len(answers) {
 			t.Fatalf("codes %v for %d answers", v.Codes, len(answers))
+		}
+	})
+}
+
+// FuzzAnswerMessage feeds raw DNS messages, as a resolver could send
+// them, through the path lookup uses: unpack, keep the A records,
+// interpret. Nothing panics, and an error verdict is never a listing.
+func FuzzAnswerMessage(f *testing.F) {
+	for _, answers := range [][]string{
+		{"127.0.0.2", "127.0.0.10"}, {"127.255.255.254"}, {"192.0.2.1"}, {},
+	} {
+		m := new(dns.Msg)
+		m.SetQuestion("2.0.0.127.zen.spamhaus.org.", dns.TypeA)
+		for _, a := range answers {
+			rr, _ := dns.NewRR("2.0.0.127.zen.spamhaus.org. 60 IN A " + a)
+			m.Answer = append(m.Answer, rr)
+		}
+		cname, _ := dns.NewRR("2.0.0.127.zen.spamhaus.org. 60 IN CNAME x.example.")
+		m.Answer = append(m.Answer, cname)
+		b, _ := m.Pack()
+		f.Add("zen.spamhaus.org", b)
+		f.Add("multi.uribl.com", b)
+	}
+	f.Fuzz(func(t *testing.T, zoneName string, wire []byte) {
+		z, err := ParseZone(zoneName)
+		if err != nil {
+			return
+		}
+		m := new(dns.Msg)
+		if m.Unpack(wire) != nil {
+			return
+		}
+		as := addrs(m.Answer)
+		v := z.Interpret(as)
+		if v.Err != nil && v.Listed {
+			t.Fatalf("error verdict is a listing: %+v", v)
+		}
+		if len(v.Codes) != len(as) {
+			t.Fatalf("codes %v for %v", v.Codes, as)
 		}
 	})
 }

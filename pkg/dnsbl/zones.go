@@ -56,6 +56,7 @@ type Zone struct {
 
 	scheme scheme
 	dqs    string // Spamhaus DQS service name ("zen", "dbl"…), "" if none
+	listed string // what 127.0.0.2 means on a single-code list
 }
 
 // Spamhaus public-mirror zones and their DQS service names
@@ -68,16 +69,21 @@ var catalogue = []Zone{
 	{Name: "sbl-xbl.spamhaus.org", Title: "Spamhaus SBL+XBL", IPv6: true, scheme: schemeSpamhausIP, dqs: "sbl-xbl", Info: "https://check.spamhaus.org/"},
 	{Name: "dbl.spamhaus.org", Title: "Spamhaus DBL", Kind: DomainList, scheme: schemeSpamhausDBL, dqs: "dbl", Info: "https://check.spamhaus.org/",
 		TestListed: "dbltest.com", TestUnlisted: "invalid"},
-	{Name: "b.barracudacentral.org", Title: "Barracuda BRBL", Info: "https://www.barracudacentral.org/lookups"},
-	{Name: "bl.spamcop.net", Title: "SpamCop", Info: "https://www.spamcop.net/bl.shtml"},
+	{Name: "b.barracudacentral.org", Title: "Barracuda BRBL", Info: "https://www.barracudacentral.org/lookups",
+		listed: "Barracuda BRBL: poor sending reputation, receivers using Barracuda reject this IP (removal: barracudacentral.org/rbl/removal-request)"},
+	{Name: "bl.spamcop.net", Title: "SpamCop", Info: "https://www.spamcop.net/bl.shtml",
+		listed: "SpamCop: recipients reported spam from this IP, the listing expires on its own once the reports stop"},
 	{Name: "multi.uribl.com", Title: "URIBL multi", Kind: DomainList, scheme: schemeURIBL, Info: "https://admin.uribl.com/",
 		TestListed: "test.uribl.com", TestUnlisted: "invalid"},
 	// Not in the default set: lists ranges or whole networks (L2/L3), or
 	// answers in a non-standard way; known here so that --add-zones
 	// interprets them correctly.
-	{Name: "dnsbl-1.uceprotect.net", Title: "UCEPROTECT level 1", Info: "https://www.uceprotect.net/"},
-	{Name: "dnsbl-2.uceprotect.net", Title: "UCEPROTECT level 2 (ranges)", Info: "https://www.uceprotect.net/"},
-	{Name: "dnsbl-3.uceprotect.net", Title: "UCEPROTECT level 3 (whole ASNs)", Info: "https://www.uceprotect.net/"},
+	{Name: "dnsbl-1.uceprotect.net", Title: "UCEPROTECT level 1", Info: "https://www.uceprotect.net/",
+		listed: "UCEPROTECT level 1: this IP sent mail to UCEPROTECT spam traps, the listing expires on its own once the hits stop"},
+	{Name: "dnsbl-2.uceprotect.net", Title: "UCEPROTECT level 2 (ranges)", Info: "https://www.uceprotect.net/",
+		listed: "UCEPROTECT level 2: the range around this IP is listed for its neighbours' spam, not necessarily for this IP"},
+	{Name: "dnsbl-3.uceprotect.net", Title: "UCEPROTECT level 3 (whole ASNs)", Info: "https://www.uceprotect.net/",
+		listed: "UCEPROTECT level 3: the whole network (ASN) of this IP's provider is listed, says nothing about this IP"},
 	{Name: "hostkarma.junkemailfilter.com", Title: "JunkEmailFilter HostKarma", scheme: schemeHostKarma, Info: "https://wiki.junkemailfilter.com/index.php/Spam_DNS_Lists"},
 }
 

@@ -193,3 +193,21 @@ func TestSocketReuse(t *testing.T) {
 		}
 	}
 }
+
+// BenchmarkExchange measures one query to the loopback test server (no
+// delay): mostly the client's and server's CPU per query.
+//
+//	go test ./pkg/dnsclient -run '^$' -bench Exchange -benchtime 2000x
+func BenchmarkExchange(b *testing.B) {
+	srv := dnstest.Start(b, zone)
+	c, err := dnsclient.New([]string{srv.Addr()})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer c.Close()
+	for b.Loop() {
+		if _, err := c.Exchange(context.Background(), "www.example.test", dns.TypeA); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

@@ -86,15 +86,9 @@ func New(zone string) (*Server, error) {
 	if err := s.AddZone(zone); err != nil {
 		return nil, err
 	}
-	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
+	pc, l, err := listenPair()
 	if err != nil {
-		return nil, fmt.Errorf("dnstest: listen udp: %w", err)
-	}
-	port := pc.LocalAddr().(*net.UDPAddr).Port
-	l, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", port))
-	if err != nil {
-		pc.Close()
-		return nil, fmt.Errorf("dnstest: listen tcp: %w", err)
+		return nil, err
 	}
 	s.addr = pc.LocalAddr().String()
 	mux := dns.NewServeMux()
@@ -107,6 +101,27 @@ func New(zone string) (*Server, error) {
 	go s.tcp.ActivateAndServe() //nolint:errcheck
 	wg.Wait()
 	return s, nil
+}
+
+// listenPair opens UDP and TCP on the same free loopback port. The UDP
+// port the kernel picks can be taken for TCP by another process (parallel
+// test binaries do this), so it tries a few ports before giving up.
+func listenPair() (net.PacketConn, net.Listener, error) {
+	var lastErr error
+	for range 20 {
+		pc, err := net.ListenPacket("udp", "127.0.0.1:0")
+		if err != nil {
+			return nil, nil, fmt.Errorf("dnstest: listen udp: %w", err)
+		}
+		port := pc.LocalAddr().(*net.UDPAddr).Port
+		l, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", port))
+		if err == nil {
+			return pc, l, nil
+		}
+		pc.Close()
+		lastErr = err
+	}
+	return nil, nil, fmt.Errorf("dnstest: listen tcp: %w", lastErr)
 }
 
 // Addr is the "127.0.0.1:port" address to give a resolver.

@@ -66,3 +66,25 @@ func TestRun(t *testing.T) {
 		t.Errorf("overall %s %s", res.Status, res.Domain)
 	}
 }
+
+func TestRunMessage(t *testing.T) {
+	srv := dnstest.Start(t, zone)
+	c, _ := dnsclient.New([]string{srv.Addr()}, dnsclient.WithTimeout(time.Second))
+	for _, tc := range []struct {
+		msg  string
+		code string
+	}{
+		{"From: a@other.test\r\n\r\nhi\r\n", "dmarc.message-other-domain"},
+		{"not a message", "dmarc.message-unreadable"},
+	} {
+		res := Run(context.Background(), Options{Domain: "example.test", Resolver: c, Selectors: []string{"s1"}, Message: []byte(tc.msg)})
+		last := res.Checks[len(res.Checks)-1]
+		found := false
+		for _, f := range last.Findings {
+			found = found || f.Code == tc.code
+		}
+		if last.Name != CheckMessage || !found {
+			t.Errorf("%q: %s %+v", tc.msg, last.Name, last.Findings)
+		}
+	}
+}

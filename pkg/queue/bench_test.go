@@ -71,3 +71,33 @@ func BenchmarkMemory20k(b *testing.B) {
 		runtime.KeepAlive(q)
 	}
 }
+
+// BenchmarkEnqueueParallel measures acknowledged Enqueues from many
+// concurrent sessions (directory fsyncs are shared).
+func BenchmarkEnqueueParallel(b *testing.B) {
+	q, err := Open(b.TempDir(), DefaultOptions())
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer q.Close()
+	b.SetParallelism(8)
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			if _, err := q.Enqueue(testEnv("r@example.com"), strings.NewReader(benchBody)); err != nil {
+				b.Error(err)
+				return
+			}
+		}
+	})
+}
+
+// BenchmarkDueN20k: the scheduler's query for 40 slots on 20,000 messages.
+func BenchmarkDueN20k(b *testing.B) {
+	q, now := fill(b, 20000)
+	b.ResetTimer()
+	for b.Loop() {
+		if n := len(q.DueN(now, 40)); n != 40 {
+			b.Fatalf("DueN = %d", n)
+		}
+	}
+}

@@ -69,8 +69,8 @@ type Queue struct {
 	closed bool
 	index  map[string]*item // every queued id
 	due    dueHeap          // the ids that have a due time (not held-only)
-	dirMu  sync.Mutex       // serialises directory fsyncs with renames
 	dirF   *os.File
+	dsync  dirSyncer
 	reject []string // files found corrupt at Open, for the operator
 }
 
@@ -337,13 +337,50 @@ func (q *Queue) writeEnv(env *Envelope) error {
 	return err
 }
 
+// syncDir makes the renames and removals done so far durable. Concurrent
+// callers share fsyncs (group commit): a caller waits for one fsync that
+// started after it asked, so many sessions enqueueing at once cost far
+// fewer than one directory fsync each.
 func (q *Queue) syncDir() error {
-	q.dirMu.Lock()
-	defer q.dirMu.Unlock()
-	if err := q.dirF.Sync(); err != nil {
+	if err := q.dsync.sync(q.dirF); err != nil {
 		return fmt.Errorf("queue: fsync spool directory: %w: %w", ErrStorage, err)
 	}
 	return nil
+}
+
+type dirSyncer struct {
+	mu      sync.Mutex
+	cond    *sync.Cond
+	asked   uint64 // generations requested
+	done    uint64 // generations covered by a completed fsync
+	running bool
+	err     error // result of the last completed fsync
+}
+
+func (s *dirSyncer) sync(f *os.File) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.cond == nil {
+		s.cond = sync.NewCond(&s.mu)
+	}
+	s.asked++
+	mine := s.asked
+	for s.done < mine {
+		if s.running {
+			s.cond.Wait()
+			continue
+		}
+		// Everything asked so far is covered by an fsync starting now.
+		s.running = true
+		target := s.asked
+		s.mu.Unlock()
+		err := f.Sync()
+		s.mu.Lock()
+		s.running = false
+		s.done, s.err = target, err
+		s.cond.Broadcast()
+	}
+	return s.err
 }
 
 func (q *Queue) readEnv(id string) (*Envelope, error) {
@@ -550,6 +587,49 @@ func (q *Queue) Due(now time.Time) []string {
 	}
 	q.mu.Unlock()
 	return out
+}
+
+// DueN returns up to n ids of due messages, earliest first, in
+// O(n log n) whatever the queue size and however many are due: what a
+// scheduler with n free slots needs.
+func (q *Queue) DueN(now time.Time, n int) []string {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	var out []string
+	// Best-first walk of the heap: a frontier of heap positions ordered
+	// by due time; a node's children enter when it is taken.
+	front := &posHeap{h: q.due}
+	if len(q.due) > 0 {
+		front.idx = append(front.idx, 0)
+	}
+	for len(out) < n && front.Len() > 0 {
+		i := heap.Pop(front).(int)
+		if q.due[i].at.After(now) {
+			break
+		}
+		out = append(out, q.due[i].id)
+		for _, c := range []int{2*i + 1, 2*i + 2} {
+			if c < len(q.due) {
+				heap.Push(front, c)
+			}
+		}
+	}
+	return out
+}
+
+type posHeap struct {
+	h   dueHeap
+	idx []int
+}
+
+func (p *posHeap) Len() int           { return len(p.idx) }
+func (p *posHeap) Less(i, j int) bool { return p.h[p.idx[i]].at.Before(p.h[p.idx[j]].at) }
+func (p *posHeap) Swap(i, j int)      { p.idx[i], p.idx[j] = p.idx[j], p.idx[i] }
+func (p *posHeap) Push(x any)         { p.idx = append(p.idx, x.(int)) }
+func (p *posHeap) Pop() any {
+	x := p.idx[len(p.idx)-1]
+	p.idx = p.idx[:len(p.idx)-1]
+	return x
 }
 
 // NextDue returns the earliest time anything becomes due, and false when

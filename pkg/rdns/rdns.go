@@ -54,7 +54,7 @@ type Result struct {
 // genericRE matches PTR names ISPs give dynamic or unassigned addresses
 // ("192-0-2-1.dsl.example.net", "dhcp-…", "pool…"), which receivers score
 // as a botnet sign.
-var genericRE = regexp.MustCompile(`(?i)(\d{1,3}[-.x]\d{1,3}[-.x]\d{1,3}[-.x]\d{1,3}|\b(dyn(amic)?|dhcp|pool|dsl|adsl|cable|dial(up)?|ppp|broadband|customer|static|unassigned|host-?\d)[-.\d])`)
+var genericRE = regexp.MustCompile(`(?i)(\d{1,3}[-.x]\d{1,3}[-.x]\d{1,3}[-.x]\d{1,3}|\b(dyn(amic)?|dhcp|pool|x?dsl|adsl|cable|dial(up)?|ppp|broadband|unassigned)[-.\d])`)
 
 // Check looks up the PTR of ip, confirms each name forward, and compares
 // helo (optional) with it. DNS failures set rep.Incomplete.

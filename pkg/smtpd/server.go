@@ -33,7 +33,7 @@ const (
 	DefaultMaxMessageBytes   = 25 << 20
 	DefaultMaxRecipients     = 100
 	DefaultMaxConns          = 200
-	DefaultMaxConnsPerIP     = 20
+	DefaultMaxConnsPerIP     = 50 // Postfix smtpd_client_connection_count_limit
 	DefaultMaxAuthFailures   = 5
 	DefaultReadTimeout       = 5 * time.Minute  // RFC 5321 §4.5.3.2.7 server timeout
 	DefaultWriteTimeout      = 5 * time.Minute  // RFC 5321 §4.5.3.2
@@ -253,8 +253,9 @@ func (s *Server) Serve(l net.Listener, mode string, tlsConf *tls.Config) error {
 
 	s.mu.Lock()
 	if s.closing {
+		// Shut down before this listener started: not an error.
 		s.mu.Unlock()
-		return smtp.ErrServerClosed
+		return nil
 	}
 	s.servers = append(s.servers, srv)
 	s.mu.Unlock()

@@ -338,6 +338,15 @@ func (w *walker) walk(n *Node, rec *Record, size int, path []string, top bool) {
 		}
 	}
 
+	// exp= is looked up only after a fail and costs nothing (RFC 7208
+	// §6.2), but a broken one silently loses the explanation.
+	if rec.Exp != "" && top && !strings.Contains(rec.Exp, "%") {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			w.checkExp(n, strings.TrimSuffix(rec.Exp, "."))
+		}()
+	}
 	for _, j := range jobs {
 		wg.Add(1)
 		go func() {
@@ -450,6 +459,24 @@ func (w *walker) term(n *Node, tc *TermCost, m Mechanism) {
 		}
 	case "ptr":
 		add(finding("spf.ptr", report.SeverityWarning, "%s: %q: the ptr mechanism is deprecated (RFC 7208 §5.5: it is slow and unreliable, and large receivers skip it); list the addresses with ip4/ip6 or a", n.Domain, m.Term))
+	}
+}
+
+// checkExp checks that the exp= target holds exactly one TXT record.
+func (w *walker) checkExp(n *Node, target string) {
+	resp, err := w.exchange(target, dns.TypeTXT)
+	if err != nil {
+		if w.ctx.Err() == nil && !errors.Is(err, dnsclient.ErrInvalid) {
+			w.mu.Lock()
+			n.Findings = append(n.Findings, finding("spf.exp-invalid", report.SeverityWarning, "%s: exp=%s: %v; receivers give no explanation", n.Domain, target, DNSCause(err)))
+			w.mu.Unlock()
+		}
+		return
+	}
+	if k := len(resp.Records()); k != 1 {
+		w.mu.Lock()
+		n.Findings = append(n.Findings, finding("spf.exp-invalid", report.SeverityWarning, "%s: exp=%s finds %d TXT records (%s), not exactly one: receivers give no explanation (RFC 7208 §6.2)", n.Domain, target, k, resp.Outcome))
+		w.mu.Unlock()
 	}
 }
 
@@ -600,6 +627,13 @@ func stringFindings(domain string, strs []string) []report.Finding {
 			add("spf.string-too-long", report.SeverityError, "TXT string %d is %d bytes; a DNS character-string holds at most 255 (RFC 7208 §3.3): split it into several strings", i+1, len(s))
 		}
 	}
+	total := 0
+	for _, s := range strs {
+		total += len(s)
+	}
+	if need := (total + 254) / 255; len(strs) > need && len(strs) > 1 {
+		add("spf.string-split", report.SeverityInfo, "the record is split into %d TXT strings where %d would hold it; every split is a chance to lose a space (RFC 7208 §3.3)", len(strs), need)
+	}
 	if len(strs) > 1 {
 		for i := 1; i < len(strs); i++ {
 			prev, cur := strs[i-1], strs[i]
@@ -630,4 +664,29 @@ func head(s string) string {
 		return s[:12] + "…"
 	}
 	return s
+}
+
+// OutcomeFinding turns check_host()'s outcome for ip into a finding
+// with code "spf.eval-<result>": pass is info, fail and permerror are
+// errors, softfail, neutral and none warnings (receivers do not trust
+// the IP), temperror a warning with incomplete set (the check could not
+// complete).
+func OutcomeFinding(ip net.IP, domain string, o Outcome) (f report.Finding, incomplete bool) {
+	what := fmt.Sprintf("check_host(%s, %s) = %s", ip, domain, o.Result)
+	if o.Matched != "" {
+		what += fmt.Sprintf(" (matched %q in %s)", o.Matched, o.Domain)
+	}
+	if o.Err != nil {
+		what += ": " + o.Err.Error()
+	}
+	code := "spf.eval-" + string(o.Result)
+	switch o.Result {
+	case Pass:
+		return finding(code, report.SeverityInfo, "%s", what), false
+	case Fail, PermError:
+		return finding(code, report.SeverityError, "%s", what), false
+	case TempError:
+		return finding(code, report.SeverityWarning, "%s", what), true
+	}
+	return finding(code, report.SeverityWarning, "%s", what), false
 }
