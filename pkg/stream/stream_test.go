@@ -24,7 +24,7 @@ func TestClassify(t *testing.T) {
 	}{
 		{"Bulk", "", "a@example.com", "bulk"},
 		{"transactional", "newsletter", "a@news.example.com", "transactional"}, // header wins
-		{"nonsense", "newsletter", "a@example.com", "bulk"},                     // unknown header value ignored
+		{"nonsense", "newsletter", "a@example.com", "bulk"},                    // unknown header value ignored
 		{"", "newsletter", "a@example.com", "bulk"},
 		{"", "app", "promo@mx.news.example.com", "bulk"},
 		{"", "app", "receipts@example.com", "transactional"},

@@ -75,7 +75,9 @@ func New(cfg Config) *Throttle {
 	return &Throttle{cfg: cfg, dom: map[string]*state{}}
 }
 
-func normalize(d string) string { return strings.ToLower(strings.TrimSuffix(strings.TrimSpace(d), ".")) }
+func normalize(d string) string {
+	return strings.ToLower(strings.TrimSuffix(strings.TrimSpace(d), "."))
+}
 
 // Limits returns the limits for domain: its own entry, the closest parent
 // domain's, else the default.
