@@ -627,6 +627,13 @@ func stringFindings(domain string, strs []string) []report.Finding {
 			add("spf.string-too-long", report.SeverityError, "TXT string %d is %d bytes; a DNS character-string holds at most 255 (RFC 7208 §3.3): split it into several strings", i+1, len(s))
 		}
 	}
+	total := 0
+	for _, s := range strs {
+		total += len(s)
+	}
+	if need := (total + 254) / 255; len(strs) > need && len(strs) > 1 {
+		add("spf.string-split", report.SeverityInfo, "the record is split into %d TXT strings where %d would hold it; every split is a chance to lose a space (RFC 7208 §3.3)", len(strs), need)
+	}
 	if len(strs) > 1 {
 		for i := 1; i < len(strs); i++ {
 			prev, cur := strs[i-1], strs[i]

@@ -61,7 +61,7 @@ func TestAuditFindings(t *testing.T) {
 		{"exp-invalid", `example.com. TXT "v=spf1 -all exp=why.example.com"`, []string{"spf.exp-invalid"}, 0},
 		{"exp-ok", "example.com. TXT \"v=spf1 -all exp=why.example.com\"\nwhy.example.com. TXT \"%{i} is not allowed\"", nil, 0},
 		{"unknown-modifier", `example.com. TXT "v=spf1 -all moo=cow"`, []string{"spf.unknown-modifier"}, 0},
-		{"string-join", `example.com. TXT "v=spf1 ip4:192.0.2.1" "include:a.example.net -all"`, []string{"spf.string-join", "spf.syntax"}, 0},
+		{"string-join", `example.com. TXT "v=spf1 ip4:192.0.2.1" "include:a.example.net -all"`, []string{"spf.string-join", "spf.syntax", "spf.string-split"}, 0},
 		{"mx-limit", mxZone(11), []string{"spf.mx-limit"}, 1},
 		{"lookup-limit", limitZone(11), []string{"spf.lookup-limit"}, 11},
 		{"near-limit", limitZone(9), []string{"spf.lookups-near-limit"}, 9},
