@@ -35,12 +35,18 @@ func render(w io.Writer, st *cmdutil.Styles, rep *report.Report, out *Output, al
 					word = st.Warn.Render(pad(strings.ToUpper(s.Status), statusCol))
 				}
 			}
-			row(w, st, s.List, word, "", "")
+			msg := ""
 			if !s.OK() {
-				row(w, st, "", "", s.Message, "")
+				msg = s.Message
+				if len(out.Targets) > 0 {
+					msg += "; not asked about the targets"
+				}
 			}
+			row(w, st, s.List, word, msg, "")
 		}
-		fmt.Fprintln(w)
+		if len(out.Queries) > 0 || len(out.Targets) > 0 {
+			fmt.Fprintln(w)
+		}
 	}
 
 	res := out.Result
@@ -98,8 +104,8 @@ func render(w io.Writer, st *cmdutil.Styles, rep *report.Report, out *Output, al
 		fmt.Fprintf(w, "%s\n", st.Dim.Render(fmt.Sprintf("%d targets clean on every list not shown (--all shows them)", hidden)))
 	}
 	var other []report.Finding
-	for _, f := range rep.Findings {
-		if f.Code != "blocklist.listed" {
+	for _, f := range rep.Findings { // listings and self-test results are in the table
+		if f.Code != "blocklist.listed" && !strings.HasPrefix(f.Code, "blocklist.selftest-") {
 			other = append(other, f)
 		}
 	}
@@ -108,9 +114,30 @@ func render(w io.Writer, st *cmdutil.Styles, rep *report.Report, out *Output, al
 		st.WriteFindings(w, other)
 	}
 	fmt.Fprintln(w)
-	s := res.Summary
-	fmt.Fprintf(w, "%s %s: %s — %d listed, %d error(s), %d clean (%d queries)\n",
-		rep.Command, rep.Target, st.Status(rep.Status), s.Listed, s.Errors, s.Clean, s.Queries)
+	var parts []string
+	if len(out.SelfTest) > 0 {
+		counts := map[string]int{}
+		var order []string
+		for _, t := range out.SelfTest {
+			if counts[t.Status] == 0 {
+				order = append(order, t.Status)
+			}
+			counts[t.Status]++
+		}
+		var st []string
+		for _, o := range order {
+			st = append(st, fmt.Sprintf("%d %s", counts[o], o))
+		}
+		parts = append(parts, "self-test "+strings.Join(st, ", "))
+	}
+	if len(res.Targets) > 0 {
+		s := res.Summary
+		parts = append(parts, fmt.Sprintf("%d listed, %d error(s), %d clean (%d queries)", s.Listed, s.Errors, s.Clean, s.Queries))
+	}
+	word := strings.ToUpper(string(rep.Status))
+	lines := cmdutil.Wrap(fmt.Sprintf("%s %s: %s — %s", rep.Command, rep.Target, word, strings.Join(parts, "; ")), cmdutil.Width-2)
+	lines[0] = strings.Replace(lines[0], ": "+word, ": "+st.Status(rep.Status), 1)
+	fmt.Fprintln(w, strings.Join(lines, "\n  "))
 	return nil
 }
 
