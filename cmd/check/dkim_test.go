@@ -104,7 +104,14 @@ func TestDKIMEndToEnd(t *testing.T) {
 
 func TestCheckDKIMRecords(t *testing.T) {
 	long := strings.Repeat("A", 300)
+	// A 2048-bit key record split across two TXT records, and the same
+	// value cut at 255 bytes.
+	rec := "v=DKIM1; k=rsa; p=MIIBIjANBgkqhkiG9w0BAQEFAAOCAQ8AMIIBCgKCAQEA8ukdE0Qcen1dFpCZkHwCAvAb66egK0T7W+94NQxCDPWlUYE0WwNLXcc479vYKrNmia4spobV7sB5UZNZvsCEpjQgLqRLZN64cyN0ati0AwKHMAfSATxT7usatY/djkCtSgy8Qj+HZPvw3rqKIcYi0d7nX9zPJxyFW4UXRx+WXKjT6rI4uBJWX9ziA/hgsGFVr52Sd0b6io731STst4F/tf06iDQA9h/1R2+fSG7PNzKNCn/oT2gIpdwUb9kU5A2D7Io2NxYd9gcqKOz+drD6wweTryodR6ERhtB//l50v9q1C6abTuCDEdjSnZUhEKxQsJvYZS5hr1ZOMUNv8sXoOQIDAQAB"
 	srv := dnstest.Start(t, `
+splitrec._domainkey.example.org. TXT "`+rec[:200]+`"
+splitrec._domainkey.example.org. TXT "`+rec[200:]+`"
+trunc._domainkey.example.org.    TXT "`+rec[:255]+`"
+`+`
 $ORIGIN example.org.
 ok._domainkey        TXT "v=DKIM1; k=ed25519; p=11qYAYKxCrfVS/7TyWQHOg7hcvPapiMlrwIaaPcHURo="
 delegated._domainkey CNAME ok._domainkey.provider.test.
@@ -134,6 +141,8 @@ garbage._domainkey   TXT "v=DKIM1; k=rsa; p=`+long+`"
 		{"dsa", 1, "dkim.unknown-key-type"},
 		{"quoted", 1, "dkim.split-quotes"},
 		{"garbage", 1, "dkim.key-decode"},
+		{"splitrec", 1, "dkim.split-records"},
+		{"trunc", 1, "dkim.truncated"},
 	} {
 		res := cmdtest.Run(t, "check", "dkim", "example.org", "--selector", tc.sel, "--resolver", srv.Addr(), "--json")
 		env := res.Envelope(t)

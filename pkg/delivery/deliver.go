@@ -101,11 +101,11 @@ func (d *deliverer) deliverDomain(ctx context.Context, domain string, j job) []o
 // another address.
 func (d *deliverer) try(ctx context.Context, t target, addr string, j job) ([]outcome, *failure) {
 	ip, _, _ := net.SplitHostPort(addr)
-	s := d.pool.get(addr)
+	s := d.pool.get(poolKey(addr, t))
 	if s == nil {
 		var err error
 		s, err = d.dial(ctx, t, addr, false)
-		if err != nil && errors.Is(err, errTLS) && !d.cfg.RequireTLS {
+		if err != nil && errors.Is(err, errTLS) && !d.requireTLS(t) && (t.route == nil || t.route.Username == "") {
 			// Opportunistic TLS failed: deliver in plain text rather than
 			// not at all (RFC 7435 §3).
 			s, err = d.dial(ctx, t, addr, true)

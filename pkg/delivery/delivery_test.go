@@ -9,6 +9,8 @@ import (
 	"mime/multipart"
 	"net"
 	"net/mail"
+	"os"
+	"os/exec"
 	"strings"
 	"sync"
 	"testing"
@@ -20,6 +22,7 @@ import (
 	"github.com/relayctl/relayctl/pkg/dnstest"
 	"github.com/relayctl/relayctl/pkg/events"
 	"github.com/relayctl/relayctl/pkg/queue"
+	"github.com/relayctl/relayctl/pkg/smtptest"
 )
 
 const testMsg = "From: app@sender.test\r\nTo: someone@example.test\r\nSubject: Invoice 42\r\nMessage-ID: <42@sender.test>\r\n\r\nPlease pay.\r\n.leading dot\r\n"
@@ -561,4 +564,145 @@ func TestBackoffDefaults(t *testing.T) {
 	if got := (Backoff{Initial: time.Second, Max: time.Millisecond}).withDefaults(); got.Max != time.Second || got.Jitter != 0 || got.Lifetime != 120*time.Hour {
 		t.Fatalf("partial Backoff → %+v", got)
 	}
+}
+
+// A smarthost route with implicit TLS (verified) and AUTH PLAIN.
+func TestRouteImplicitTLSAndAuth(t *testing.T) {
+	s := smtptest.Start(t, smtptest.Options{ImplicitTLS: true, Users: map[string]string{"relay": "s3cret"}})
+	cfg := Config{Hostname: "relay.test", RootCAs: s.RootCAs, DialTimeout: time.Second, CommandTimeout: 5 * time.Second,
+		RouteSettings: map[string]Route{"*": {Addr: s.Addr, TLS: TLSImplicit, Username: "relay", Password: "s3cret"}}}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	res := DeliverNow(ctx, cfg, "app@sender.test", []string{"x@example.test"}, []byte(testMsg))
+	if res[0].Outcome != events.Delivered || !res[0].TLS {
+		t.Fatalf("result %+v", res[0])
+	}
+	if m := s.Messages(); len(m) != 1 || m[0].User != "relay" || !m[0].TLS {
+		t.Fatalf("smarthost got %+v", m)
+	}
+	cfg.RouteSettings["*"] = Route{Addr: s.Addr, TLS: TLSImplicit, Username: "relay", Password: "wrong"}
+	res = DeliverNow(ctx, cfg, "app@sender.test", []string{"x@example.test"}, []byte(testMsg))
+	if res[0].Outcome != events.Deferred || res[0].Code != 535 {
+		t.Fatalf("wrong password: %+v", res[0])
+	}
+	if _, err := New(Config{RouteSettings: map[string]Route{"*": {Addr: "x:1", TLS: "maybe"}}}, &queue.Queue{}); err == nil {
+		t.Fatal("bad tls policy accepted")
+	}
+}
+
+const childEnv = "RELAYCTL_DELIVERY_TEST_CHILD"
+
+// TestKill9MidDelivery runs the engine in a child process (this test
+// binary), kills it with SIGKILL while a message is in DATA, and checks
+// that a new engine on the same spool delivers every message.
+func TestKill9MidDelivery(t *testing.T) {
+	if os.Getenv(childEnv) != "" {
+		kill9Child(t)
+		return
+	}
+	release := make(chan struct{})
+	var first sync.Once
+	s := startSink(t, sinkOpts{decide: func(cmd, arg string, n int) error {
+		if cmd != "DATA" {
+			return nil
+		}
+		held := false
+		first.Do(func() { held = true })
+		if held {
+			select { // the relay dies here; the message must not count
+			case <-release:
+			case <-time.After(10 * time.Second):
+			}
+			return reply(451, [3]int{4, 3, 0}, "client went away")
+		}
+		return nil
+	}})
+	dir := t.TempDir()
+	q, err := queue.Open(dir, queue.DefaultOptions())
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]bool{}
+	for i := 0; i < 8; i++ {
+		rcpt := fmt.Sprintf("r%d@example.test", i)
+		want[rcpt] = true
+		if _, err := q.Enqueue(&queue.Envelope{From: "app@sender.test", Recipients: []queue.Recipient{{Address: rcpt}}}, strings.NewReader(testMsg)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	q.Close()
+
+	cmd := exec.Command(os.Args[0], "-test.run=^TestKill9MidDelivery$")
+	cmd.Env = append(os.Environ(), childEnv+"=1", "RELAYCTL_SPOOL="+dir, "RELAYCTL_SINK="+s.Addr)
+	cmd.Stderr = os.Stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	killed := false
+	defer func() {
+		if !killed {
+			cmd.Process.Kill()
+			cmd.Wait()
+		}
+	}()
+	waitFor(t, "a DATA in flight in the child", func() bool {
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		n := 0
+		for k, v := range s.seen {
+			if strings.HasPrefix(k, "DATA ") {
+				n += v
+			}
+		}
+		return n >= 1
+	})
+	cmd.Process.Kill() // SIGKILL
+	cmd.Wait()
+	killed = true
+	close(release)
+	before := len(s.messages())
+
+	q2, err := queue.Open(dir, queue.DefaultOptions())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer q2.Close()
+	e, err := New(Config{Hostname: "relay.test", Routes: map[string]string{"*": s.Addr}, DialTimeout: time.Second, CommandTimeout: 5 * time.Second}, q2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+	defer cancel()
+	done := make(chan struct{})
+	go func() { defer close(done); e.Run(ctx) }()
+	waitFor(t, "the queue to drain after restart", func() bool { return q2.Len() == 0 })
+	cancel()
+	<-done
+	got := map[string]int{}
+	for _, m := range s.messages() {
+		for _, r := range m.To {
+			got[r]++
+		}
+	}
+	for r := range want {
+		if got[r] == 0 {
+			t.Errorf("%s never delivered", r)
+		}
+	}
+	t.Logf("%d delivered before SIGKILL, %d after restart", before, len(s.messages())-before)
+}
+
+func kill9Child(t *testing.T) {
+	q, err := queue.Open(os.Getenv("RELAYCTL_SPOOL"), queue.DefaultOptions())
+	if err != nil {
+		t.Fatal(err)
+	}
+	e, err := New(Config{Hostname: "relay.test", Routes: map[string]string{"*": os.Getenv("RELAYCTL_SINK")},
+		Concurrency: 2, DialTimeout: time.Second, CommandTimeout: 20 * time.Second}, q)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	e.Run(ctx) // killed long before
 }

@@ -35,6 +35,9 @@ type Config struct {
 	// Routes maps a recipient domain (or "*") to a fixed "host:port"
 	// (smarthost, test lab); MX lookup is skipped for it.
 	Routes map[string]string
+	// RouteSettings are routes with their own TLS and AUTH settings,
+	// keyed like Routes; an entry here wins over Routes.
+	RouteSettings map[string]Route
 
 	RootCAs            *x509.CertPool
 	InsecureSkipVerify bool
@@ -128,7 +131,17 @@ func New(cfg Config, q *queue.Queue) (*Engine, error) {
 		return nil, errors.New("delivery: no queue")
 	}
 	cfg = cfg.withDefaults()
-	if cfg.Resolver == nil && cfg.Routes["*"] == "" {
+	for dom, r := range cfg.RouteSettings {
+		switch r.TLS {
+		case "", TLSOpportunistic, TLSRequire, TLSImplicit, TLSNone:
+		default:
+			return nil, fmt.Errorf("delivery: route %s: tls %q is not one of opportunistic, require, implicit, none", dom, r.TLS)
+		}
+		if r.Addr == "" {
+			return nil, fmt.Errorf("delivery: route %s: no host:port", dom)
+		}
+	}
+	if cfg.Resolver == nil && cfg.Routes["*"] == "" && cfg.RouteSettings["*"].Addr == "" {
 		return nil, errors.New("delivery: a DNS resolver is needed (or a \"*\" route)")
 	}
 	e := &Engine{cfg: cfg, q: q, inflight: map[string]bool{}, domains: map[string]int{}, kick: make(chan struct{}, 1)}
@@ -153,7 +166,10 @@ func (e *Engine) Run(ctx context.Context) error {
 	for {
 		now := e.cfg.Now()
 		waitKick := false
-		for _, id := range e.q.Due(now) {
+		e.mu.Lock()
+		want := e.cfg.Concurrency + len(e.inflight) // enough to fill every free slot
+		e.mu.Unlock()
+		for _, id := range e.q.DueN(now, want) {
 			e.mu.Lock()
 			busy := e.inflight[id]
 			full := len(e.inflight) >= e.cfg.Concurrency

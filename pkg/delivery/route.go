@@ -20,6 +20,27 @@ type target struct {
 	Host  string   // MX name (or route host) for TLS SNI and logs
 	Addrs []string // "ip:port", IPv6 first then IPv4
 	v4    int      // index of the first IPv4 address in Addrs
+	route *Route   // settings of a configured route, nil for MX hosts
+}
+
+// TLS policies of a Route.
+const (
+	TLSOpportunistic = "opportunistic" // STARTTLS when offered (the default)
+	TLSRequire       = "require"       // STARTTLS required, certificate verified
+	TLSImplicit      = "implicit"      // TLS from the first byte (port 465, RFC 8314)
+	TLSNone          = "none"          // never STARTTLS
+)
+
+// Route is a transport-map entry with its own settings (a smarthost that
+// wants AUTH, implicit TLS…).
+type Route struct {
+	Addr string // "host:port"
+	// TLS is one of the TLS* policies; "" → opportunistic (or require,
+	// when Config.RequireTLS).
+	TLS string
+	// Username and Password authenticate with AUTH PLAIN (RFC 4954),
+	// only ever over TLS or to a loopback address.
+	Username, Password string
 }
 
 // failure is a reason no delivery could be attempted or completed.
@@ -62,11 +83,13 @@ func domainOf(addr string) string {
 // route returns the hosts to try for a recipient domain: the configured
 // route, else the MX hosts (RFC 5321 §5.1).
 func (d *deliverer) route(ctx context.Context, domain string) ([]target, *failure) {
-	if hp, ok := d.cfg.Routes[domain]; ok && hp != "" {
-		return d.fixedRoute(ctx, hp)
-	}
-	if hp, ok := d.cfg.Routes["*"]; ok && hp != "" {
-		return d.fixedRoute(ctx, hp)
+	for _, k := range []string{domain, "*"} {
+		if r, ok := d.cfg.RouteSettings[k]; ok && r.Addr != "" {
+			return d.fixedRoute(ctx, r.Addr, &r)
+		}
+		if hp, ok := d.cfg.Routes[k]; ok && hp != "" {
+			return d.fixedRoute(ctx, hp, nil)
+		}
 	}
 	if d.cfg.Resolver == nil {
 		return nil, tempFail("4.3.5", "no DNS resolver configured")
@@ -208,7 +231,7 @@ func mkTarget(host string, ips []net.IP, port int) target {
 }
 
 // fixedRoute resolves a "host:port" route (smarthost, test lab).
-func (d *deliverer) fixedRoute(ctx context.Context, hp string) ([]target, *failure) {
+func (d *deliverer) fixedRoute(ctx context.Context, hp string, r *Route) ([]target, *failure) {
 	host, portS, err := net.SplitHostPort(hp)
 	if err != nil {
 		host, portS = hp, strconv.Itoa(d.port())
@@ -224,5 +247,7 @@ func (d *deliverer) fixedRoute(ctx context.Context, hp string) ([]target, *failu
 	if len(ips) == 0 {
 		return nil, tempFail("4.4.4", "route %s: host has no addresses", hp)
 	}
-	return []target{mkTarget(host, ips, port)}, nil
+	t := mkTarget(host, ips, port)
+	t.route = r
+	return []target{t}, nil
 }

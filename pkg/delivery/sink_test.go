@@ -8,6 +8,7 @@ import (
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"io"
+	"log"
 	"math/big"
 	"net"
 	"strconv"
@@ -60,6 +61,7 @@ func startSink(t testing.TB, o sinkOpts) *sink {
 	})
 	srv := smtp.NewServer(be)
 	srv.Domain = "sink.test"
+	srv.ErrorLog = log.New(io.Discard, "", 0)
 	srv.ReadTimeout = 10 * time.Second
 	srv.WriteTimeout = 10 * time.Second
 	srv.EnableDSN = !o.noDSN

@@ -11,6 +11,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/emersion/go-sasl"
 	"github.com/emersion/go-smtp"
 )
 
@@ -20,6 +21,7 @@ type session struct {
 	conn   net.Conn // the raw TCP connection (closing it aborts anything)
 	host   string
 	addr   string
+	key    string // pool key: address and identity
 	tls    bool
 	ext    map[string]string
 	used   time.Time
@@ -72,17 +74,46 @@ func (d *deliverer) dial(ctx context.Context, t target, addr string, plain bool)
 	}
 	stop := context.AfterFunc(ctx, func() { conn.Close() })
 	defer stop()
-	s, err := d.handshake(ctx, conn, t.Host, plain)
+	s, err := d.handshake(ctx, conn, t, plain)
 	if err != nil {
 		conn.Close()
 		return nil, err
 	}
-	s.addr = addr
+	s.addr, s.key = addr, poolKey(addr, t)
 	return s, nil
 }
 
-func (d *deliverer) handshake(ctx context.Context, conn net.Conn, host string, plain bool) (*session, error) {
+func poolKey(addr string, t target) string {
+	if t.route == nil {
+		return addr
+	}
+	return addr + "|" + t.route.Username + "|" + t.route.TLS
+}
+
+// requireTLS tells whether the target must not be used in plain text.
+func (d *deliverer) requireTLS(t target) bool {
+	if t.route != nil && t.route.TLS != "" {
+		return t.route.TLS == TLSRequire || t.route.TLS == TLSImplicit
+	}
+	return d.cfg.RequireTLS
+}
+
+func (d *deliverer) handshake(ctx context.Context, raw net.Conn, t target, plain bool) (*session, error) {
+	host := t.Host
+	conn := raw
+	implicit := t.route != nil && t.route.TLS == TLSImplicit
+	if t.route != nil && t.route.TLS == TLSNone {
+		plain = true
+	}
 	conn.SetDeadline(time.Now().Add(d.cfg.CommandTimeout))
+	if implicit {
+		// RFC 8314 §3: TLS from the first byte.
+		tc := tls.Client(raw, d.tlsConfig(t))
+		if err := tc.HandshakeContext(ctx); err != nil {
+			return nil, fmt.Errorf("%w: %w", errTLS, err)
+		}
+		conn = tc
+	}
 	tp := textproto.NewConn(conn)
 	if _, _, err := tp.ReadResponse(220); err != nil { // RFC 5321 §4.3.1 greeting
 		return nil, smtpErr(err)
@@ -91,9 +122,11 @@ func (d *deliverer) handshake(ctx context.Context, conn net.Conn, host string, p
 	if err != nil {
 		return nil, err
 	}
-	s := &session{conn: conn, host: host, ext: ext}
+	s := &session{conn: raw, host: host, ext: ext, tls: implicit}
 	var cur net.Conn = conn
-	if _, offered := ext["STARTTLS"]; offered && !plain {
+	if _, offered := ext["STARTTLS"]; implicit {
+		// already encrypted
+	} else if offered && !plain {
 		id, err := tp.Cmd("STARTTLS")
 		if err != nil {
 			return nil, err
@@ -104,16 +137,16 @@ func (d *deliverer) handshake(ctx context.Context, conn net.Conn, host string, p
 		if err != nil {
 			return nil, fmt.Errorf("%w: %w", errTLS, smtpErr(err))
 		}
-		tc := tls.Client(conn, d.tlsConfig(host))
+		tc := tls.Client(conn, d.tlsConfig(t))
 		if err := tc.HandshakeContext(ctx); err != nil {
 			return nil, fmt.Errorf("%w: %w", errTLS, err)
 		}
 		s.tls = true
 		cur = tc
-	} else if d.cfg.RequireTLS {
+	} else if d.requireTLS(t) {
 		return nil, fmt.Errorf("%w: %s does not offer STARTTLS and TLS is required", errTLS, host)
 	}
-	conn.SetDeadline(time.Time{})
+	raw.SetDeadline(time.Time{})
 	c := smtp.NewClient(&prefixConn{Conn: cur, prefix: []byte("220 relayctl\r\n")})
 	c.CommandTimeout = d.cfg.CommandTimeout
 	c.SubmissionTimeout = d.cfg.DataTimeout
@@ -122,6 +155,17 @@ func (d *deliverer) handshake(ctx context.Context, conn net.Conn, host string, p
 		return nil, smtpErr(err)
 	}
 	s.c = c
+	if r := t.route; r != nil && r.Username != "" {
+		ip, _, _ := net.SplitHostPort(raw.RemoteAddr().String())
+		if !s.tls && !net.ParseIP(ip).IsLoopback() {
+			c.Close()
+			return nil, fmt.Errorf("%w: not sending the password for %s to %s without TLS", errTLS, r.Username, host)
+		}
+		if err := c.Auth(sasl.NewPlainClient("", r.Username, r.Password)); err != nil { // RFC 4954
+			c.Close()
+			return nil, fmt.Errorf("AUTH as %s at %s: %w", r.Username, host, err)
+		}
+	}
 	if s.tls {
 		// The extensions after STARTTLS are the ones that count.
 		s.ext = map[string]string{}
@@ -166,9 +210,9 @@ func ehlo(tp *textproto.Conn, name string) (map[string]string, error) {
 	return ext, nil
 }
 
-func (d *deliverer) tlsConfig(host string) *tls.Config {
-	c := &tls.Config{ServerName: host, MinVersion: tls.VersionTLS12, RootCAs: d.cfg.RootCAs}
-	if !d.cfg.RequireTLS || d.cfg.InsecureSkipVerify {
+func (d *deliverer) tlsConfig(t target) *tls.Config {
+	c := &tls.Config{ServerName: t.Host, MinVersion: tls.VersionTLS12, RootCAs: d.cfg.RootCAs}
+	if !d.requireTLS(t) || d.cfg.InsecureSkipVerify {
 		// Opportunistic TLS (RFC 7435): encrypt without authenticating,
 		// as MX certificates are rarely verifiable; RequireTLS verifies.
 		c.InsecureSkipVerify = true
@@ -285,11 +329,11 @@ func (p *pool) put(s *session) {
 	s.used = time.Now()
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if len(p.idle[s.addr]) >= p.max {
+	if len(p.idle[s.key]) >= p.max {
 		go func() { s.c.Quit(); s.close() }()
 		return
 	}
-	p.idle[s.addr] = append(p.idle[s.addr], s)
+	p.idle[s.key] = append(p.idle[s.key], s)
 }
 
 // expire closes sessions idle longer than the TTL (all when all is true).

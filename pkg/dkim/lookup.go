@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"fmt"
+	"slices"
 	"strings"
 	"sync"
 
@@ -99,12 +100,32 @@ func CheckSelector(ctx context.Context, r dnsclient.Resolver, domain, selector s
 	case 1:
 	default: // RFC 6376 §3.6.2.2: several records give undefined results
 		add(CodeSeveralRecords, report.SeverityError, "%d TXT records at %s: verifiers reject the key (RFC 6376 §3.6.2.2); publish exactly one", len(res.Records), res.Name)
+		if joined := splitRecordsKey(res.Records); joined != "" {
+			add(CodeSplitRecords, report.SeverityError, "the records join into one valid key: the value was split into separate TXT records instead of several strings of one record; publish it as one record: %s", joined)
+		}
 	}
 	res.Found = true
 	key, fs := AuditKeyRecord(res.Records[0])
 	res.Key = key
 	res.Findings = append(res.Findings, fs...)
 	return res, nil
+}
+
+// splitRecordsKey returns the joined value when several TXT records are
+// the pieces of one key record (tried in the order received and, for
+// two, reversed: DNS does not keep record order), or "".
+func splitRecordsKey(records []string) string {
+	orders := [][]string{records}
+	if len(records) == 2 {
+		orders = append(orders, []string{records[1], records[0]})
+	}
+	for _, o := range orders {
+		joined := strings.Join(o, "")
+		if k, fs := AuditKeyRecord(joined); k != nil && k.Key != nil && !slices.ContainsFunc(fs, func(f report.Finding) bool { return f.Code == CodeKeyDecode }) {
+			return joined
+		}
+	}
+	return ""
 }
 
 // HasWildcard reports whether the domain answers TXT queries for a

@@ -38,6 +38,8 @@ const (
 	CodeCNAME             = "dkim.cname"              // the selector name is delegated by CNAME
 	CodeNoSelector        = "dkim.no-selector-found"  // discovery found none of the common selectors
 	CodeWildcard          = "dkim.wildcard"           // *._domainkey answers for any selector
+	CodeTruncated         = "dkim.truncated"          // a 255-byte record whose key does not decode
+	CodeSplitRecords      = "dkim.split-records"      // one key published as several TXT records
 	CodeRecordLooksLikeDK = "dkim.not-a-key-record"   // the TXT record is something else (SPF, DMARC…)
 	CodeEd25519SPKI       = "dkim.ed25519-spki"       // Ed25519 p= holds an SPKI, not the raw 32 bytes
 )
@@ -75,6 +77,15 @@ var knownKeyTags = map[string]bool{"v": true, "h": true, "k": true, "n": true, "
 // what a verifier would find wrong with it. The record is nil only when
 // the tag-list does not parse.
 func AuditKeyRecord(raw string) (*KeyRecord, []report.Finding) {
+	k, fs := auditKeyRecord(raw)
+	if len(raw) == 255 && slices.ContainsFunc(fs, func(f report.Finding) bool { return f.Code == CodeKeyDecode }) {
+		fs = append(fs, report.Finding{Code: CodeTruncated, Severity: report.SeverityError,
+			Message: "the record is exactly 255 bytes and its key does not decode: it was probably cut at the 255-byte limit of one TXT string; publish the value as several strings (relayctl dkim keygen prints them)"})
+	}
+	return k, fs
+}
+
+func auditKeyRecord(raw string) (*KeyRecord, []report.Finding) {
 	var fs []report.Finding
 	add := func(code string, sev report.Severity, format string, args ...any) {
 		fs = append(fs, report.Finding{Code: code, Severity: sev, Message: fmt.Sprintf(format, args...)})

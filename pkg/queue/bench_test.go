@@ -90,3 +90,14 @@ func BenchmarkEnqueueParallel(b *testing.B) {
 		}
 	})
 }
+
+// BenchmarkDueN20k: the scheduler's query for 40 slots on 20,000 messages.
+func BenchmarkDueN20k(b *testing.B) {
+	q, now := fill(b, 20000)
+	b.ResetTimer()
+	for b.Loop() {
+		if n := len(q.DueN(now, 40)); n != 40 {
+			b.Fatalf("DueN = %d", n)
+		}
+	}
+}

@@ -589,6 +589,49 @@ func (q *Queue) Due(now time.Time) []string {
 	return out
 }
 
+// DueN returns up to n ids of due messages, earliest first, in
+// O(n log n) whatever the queue size and however many are due: what a
+// scheduler with n free slots needs.
+func (q *Queue) DueN(now time.Time, n int) []string {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	var out []string
+	// Best-first walk of the heap: a frontier of heap positions ordered
+	// by due time; a node's children enter when it is taken.
+	front := &posHeap{h: q.due}
+	if len(q.due) > 0 {
+		front.idx = append(front.idx, 0)
+	}
+	for len(out) < n && front.Len() > 0 {
+		i := heap.Pop(front).(int)
+		if q.due[i].at.After(now) {
+			break
+		}
+		out = append(out, q.due[i].id)
+		for _, c := range []int{2*i + 1, 2*i + 2} {
+			if c < len(q.due) {
+				heap.Push(front, c)
+			}
+		}
+	}
+	return out
+}
+
+type posHeap struct {
+	h   dueHeap
+	idx []int
+}
+
+func (p *posHeap) Len() int           { return len(p.idx) }
+func (p *posHeap) Less(i, j int) bool { return p.h[p.idx[i]].at.Before(p.h[p.idx[j]].at) }
+func (p *posHeap) Swap(i, j int)      { p.idx[i], p.idx[j] = p.idx[j], p.idx[i] }
+func (p *posHeap) Push(x any)         { p.idx = append(p.idx, x.(int)) }
+func (p *posHeap) Pop() any {
+	x := p.idx[len(p.idx)-1]
+	p.idx = p.idx[:len(p.idx)-1]
+	return x
+}
+
 // NextDue returns the earliest time anything becomes due, and false when
 // nothing is waiting (empty queue or only held recipients).
 func (q *Queue) NextDue() (time.Time, bool) {

@@ -449,7 +449,19 @@ func TestDueManyFast(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	if got := q.Due(now); len(got) != 11 {
-		t.Fatalf("Due = %d ids, want 11", len(got))
+	due := q.Due(now)
+	if len(due) != 11 {
+		t.Fatalf("Due = %d ids, want 11", len(due))
+	}
+	for _, n := range []int{0, 1, 5, 11, 50} {
+		got := q.DueN(now, n)
+		if len(got) != min(n, 11) {
+			t.Fatalf("DueN(%d) = %d ids", n, len(got))
+		}
+		for i := range got {
+			if got[i] != due[i] {
+				t.Fatalf("DueN(%d)[%d] = %s, want %s (earliest first)", n, i, got[i], due[i])
+			}
+		}
 	}
 }
