@@ -126,8 +126,8 @@ type Engine struct {
 	// delivered recipient is not delivered again.
 	unsaved   map[string]map[int]queue.Recipient
 	notBefore map[string]time.Time
-	domains  map[string]int
-	kick     chan struct{}
+	domains   map[string]int
+	kick      chan struct{}
 }
 
 // New returns an engine for q.
