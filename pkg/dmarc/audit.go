@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
+	"slices"
 
 	"github.com/relayctl/relayctl/pkg/dnsclient"
 	"github.com/relayctl/relayctl/pkg/report"
@@ -72,7 +74,8 @@ func CheckDomain(ctx context.Context, r dnsclient.Resolver, domain string, rep *
 	}
 	res.Discovery = disc
 
-	for name, recs := range disc.Broken {
+	for _, name := range slices.Sorted(maps.Keys(disc.Broken)) {
+		recs := disc.Broken[name]
 		rep.Error(CodeInvalidVersion, "_dmarc.%s holds %q: the version must be exactly v=DMARC1 (upper case) and come first, so receivers ignore it", name, recs[0])
 	}
 	if len(disc.Multiple) > 0 {
