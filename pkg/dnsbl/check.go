@@ -3,6 +3,7 @@ package dnsbl
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/netip"
 	"slices"
 	"strings"
@@ -60,8 +61,7 @@ type Query struct {
 	// ip4:192.0.2.0/28"); empty for addresses given directly or in a range.
 	From []string `json:"from,omitempty"`
 
-	Err  error `json:"-"`
-	addr netip.Addr
+	Err error `json:"-"`
 }
 
 // Status is "listed", "clean" or "error".
@@ -144,12 +144,13 @@ func (c *Checker) resolver() limited {
 	return limited{r: c.Resolver, sem: make(chan struct{}, c.concurrency())}
 }
 
+// job is one query to make; it refers to its zone by index so that a
+// run of a million queries does not hold a million copies of a Zone.
 type job struct {
-	zone   Zone
+	zone   int
 	target string
 	name   string
 	from   []string
-	addr   netip.Addr
 }
 
 // Check looks every target up in every applicable zone: addresses (and
@@ -212,18 +213,19 @@ func (c *Checker) plan(targets []Target, infos []TargetInfo) []job {
 	addIP := func(a netip.Addr, from string) {
 		if idx, ok := seen[a]; ok {
 			for _, i := range idx {
-				if from != "" && !contains(jobs[i].from, from) {
+				if from != "" && !slices.Contains(jobs[i].from, from) {
 					jobs[i].from = append(jobs[i].from, from)
 				}
 			}
 			return
 		}
 		idx := []int{}
-		for _, z := range c.Zones {
+		target := a.String()
+		for zi, z := range c.Zones {
 			if z.Kind != IPList || (a.Is6() && !z.IPv6) {
 				continue
 			}
-			j := job{zone: z, target: a.String(), name: QueryName(z.Name, a), addr: a}
+			j := job{zone: zi, target: target, name: QueryName(z.Name, a)}
 			if from != "" {
 				j.from = []string{from}
 			}
@@ -237,7 +239,7 @@ func (c *Checker) plan(targets []Target, infos []TargetInfo) []job {
 		if i, ok := seenDomain[d]; ok {
 			if from != "" {
 				for k := i; k < len(jobs) && jobs[k].target == d; k++ {
-					if !contains(jobs[k].from, from) {
+					if !slices.Contains(jobs[k].from, from) {
 						jobs[k].from = append(jobs[k].from, from)
 					}
 				}
@@ -245,9 +247,9 @@ func (c *Checker) plan(targets []Target, infos []TargetInfo) []job {
 			return
 		}
 		seenDomain[d] = len(jobs)
-		for _, z := range c.Zones {
+		for zi, z := range c.Zones {
 			if z.Kind == DomainList {
-				j := job{zone: z, target: d, name: DomainQueryName(z.Name, d)}
+				j := job{zone: zi, target: d, name: DomainQueryName(z.Name, d)}
 				if from != "" {
 					j.from = []string{from}
 				}
@@ -293,23 +295,28 @@ func (c *Checker) plan(targets []Target, infos []TargetInfo) []job {
 	return jobs
 }
 
-func contains(ss []string, s string) bool {
-	for _, x := range ss {
-		if x == s {
-			return true
-		}
-	}
-	return false
+// GiveUpAfter is how many queries in a row a list may leave unanswered
+// (timeouts) before the rest of its queries in the run are not sent: a
+// list that has gone silent would otherwise hold every concurrency slot
+// for the full timeout, query after query. Its remaining results are
+// errors saying so; the other lists are not affected.
+const GiveUpAfter = 10
+
+// silence tracks one list's unanswered queries in a row.
+type silence struct {
+	timeouts atomic.Int32
+	gaveUp   atomic.Bool
 }
 
 // run asks every job with one worker per concurrency slot, so no more
 // goroutines than slots exist however many queries a run has.
 func (c *Checker) run(ctx context.Context, r limited, jobs []job, out []Query) {
 	var (
-		next  atomic.Int64
-		done  atomic.Int64
-		wg    sync.WaitGroup
-		total = len(jobs)
+		next   atomic.Int64
+		done   atomic.Int64
+		wg     sync.WaitGroup
+		total  = len(jobs)
+		silent = make([]silence, len(c.Zones))
 	)
 	workers := min(c.concurrency(), total)
 	for range workers {
@@ -321,7 +328,23 @@ func (c *Checker) run(ctx context.Context, r limited, jobs []job, out []Query) {
 				if i >= total {
 					return
 				}
-				out[i] = lookup(ctx, r, jobs[i])
+				j, sl := jobs[i], &silent[jobs[i].zone]
+				z := c.Zones[j.zone]
+				if sl.gaveUp.Load() {
+					out[i] = Query{Target: j.target, Zone: z.Name, List: z.Title, Name: j.name, From: j.from, Codes: []string{},
+						Kind: KindTimeout, Err: errGaveUp}
+					out[i].Error = fmt.Sprintf("not asked: %s left %d queries in a row unanswered", z.Name, GiveUpAfter)
+				} else {
+					out[i] = lookup(ctx, r, z, j)
+					switch {
+					case out[i].Kind == KindTimeout:
+						if sl.timeouts.Add(1) >= GiveUpAfter {
+							sl.gaveUp.Store(true)
+						}
+					case out[i].Err == nil || errors.Is(out[i].Err, ErrRefused) || errors.Is(out[i].Err, ErrUnexpected):
+						sl.timeouts.Store(0) // it answered
+					}
+				}
 				d := int(done.Add(1))
 				if c.Progress != nil {
 					c.Progress(d, total)
@@ -334,8 +357,8 @@ func (c *Checker) run(ctx context.Context, r limited, jobs []job, out []Query) {
 
 // lookup asks one list about one target and fetches the TXT reason when
 // the list lists it (RFC 5782 §2.2) or refuses (the TXT says why).
-func lookup(ctx context.Context, r dnsclient.Resolver, j job) Query {
-	q := Query{Target: j.target, Zone: j.zone.Name, List: j.zone.Title, Name: j.name, From: j.from, Codes: []string{}, addr: j.addr}
+func lookup(ctx context.Context, r dnsclient.Resolver, z Zone, j job) Query {
+	q := Query{Target: j.target, Zone: z.Name, List: z.Title, Name: j.name, From: j.from, Codes: []string{}}
 	resp, err := r.Exchange(ctx, j.name, dns.TypeA)
 	if err != nil {
 		q.Err = err
@@ -343,7 +366,7 @@ func lookup(ctx context.Context, r dnsclient.Resolver, j job) Query {
 		q.Kind = queryKind(err)
 		return q
 	}
-	v := j.zone.Interpret(addrs(resp.Records()))
+	v := z.Interpret(addrs(resp.Records()))
 	if v.Codes != nil {
 		q.Codes = v.Codes
 	}
@@ -374,6 +397,8 @@ func addrs(rrs []dns.RR) []netip.Addr {
 	}
 	return out
 }
+
+var errGaveUp = fmt.Errorf("%w: the list stopped answering", dnsclient.ErrTimeout)
 
 func queryKind(err error) string {
 	switch {
