@@ -16,6 +16,7 @@ import (
 	"github.com/spf13/pflag"
 
 	"github.com/relayctl/relayctl/cmd/cmdutil"
+	"github.com/relayctl/relayctl/cmd/operate"
 	"github.com/relayctl/relayctl/pkg/relay"
 	"github.com/relayctl/relayctl/pkg/smtpd"
 )
@@ -193,6 +194,10 @@ func serveRun(ctx context.Context, o *Options) error {
 	}
 	cfg, err := o.config()
 	if err != nil {
+		return err
+	}
+	// Admin socket, suppression list, metrics, webhooks (cmd/operate).
+	if _, err := operate.Setup(o.F, &cfg, log); err != nil {
 		return err
 	}
 	res, err := o.F.Resolver()

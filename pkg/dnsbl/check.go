@@ -60,8 +60,7 @@ type Query struct {
 	// ip4:192.0.2.0/28"); empty for addresses given directly or in a range.
 	From []string `json:"from,omitempty"`
 
-	Err  error `json:"-"`
-	addr netip.Addr
+	Err error `json:"-"`
 }
 
 // Status is "listed", "clean" or "error".
@@ -144,12 +143,13 @@ func (c *Checker) resolver() limited {
 	return limited{r: c.Resolver, sem: make(chan struct{}, c.concurrency())}
 }
 
+// job is one query to make; it refers to its zone by index so that a
+// run of a million queries does not hold a million copies of a Zone.
 type job struct {
-	zone   Zone
+	zone   int
 	target string
 	name   string
 	from   []string
-	addr   netip.Addr
 }
 
 // Check looks every target up in every applicable zone: addresses (and
@@ -219,11 +219,12 @@ func (c *Checker) plan(targets []Target, infos []TargetInfo) []job {
 			return
 		}
 		idx := []int{}
-		for _, z := range c.Zones {
+		target := a.String()
+		for zi, z := range c.Zones {
 			if z.Kind != IPList || (a.Is6() && !z.IPv6) {
 				continue
 			}
-			j := job{zone: z, target: a.String(), name: QueryName(z.Name, a), addr: a}
+			j := job{zone: zi, target: target, name: QueryName(z.Name, a)}
 			if from != "" {
 				j.from = []string{from}
 			}
@@ -245,9 +246,9 @@ func (c *Checker) plan(targets []Target, infos []TargetInfo) []job {
 			return
 		}
 		seenDomain[d] = len(jobs)
-		for _, z := range c.Zones {
+		for zi, z := range c.Zones {
 			if z.Kind == DomainList {
-				j := job{zone: z, target: d, name: DomainQueryName(z.Name, d)}
+				j := job{zone: zi, target: d, name: DomainQueryName(z.Name, d)}
 				if from != "" {
 					j.from = []string{from}
 				}
@@ -321,7 +322,7 @@ func (c *Checker) run(ctx context.Context, r limited, jobs []job, out []Query) {
 				if i >= total {
 					return
 				}
-				out[i] = lookup(ctx, r, jobs[i])
+				out[i] = lookup(ctx, r, c.Zones[jobs[i].zone], jobs[i])
 				d := int(done.Add(1))
 				if c.Progress != nil {
 					c.Progress(d, total)
@@ -334,8 +335,8 @@ func (c *Checker) run(ctx context.Context, r limited, jobs []job, out []Query) {
 
 // lookup asks one list about one target and fetches the TXT reason when
 // the list lists it (RFC 5782 §2.2) or refuses (the TXT says why).
-func lookup(ctx context.Context, r dnsclient.Resolver, j job) Query {
-	q := Query{Target: j.target, Zone: j.zone.Name, List: j.zone.Title, Name: j.name, From: j.from, Codes: []string{}, addr: j.addr}
+func lookup(ctx context.Context, r dnsclient.Resolver, z Zone, j job) Query {
+	q := Query{Target: j.target, Zone: z.Name, List: z.Title, Name: j.name, From: j.from, Codes: []string{}}
 	resp, err := r.Exchange(ctx, j.name, dns.TypeA)
 	if err != nil {
 		q.Err = err
@@ -343,7 +344,7 @@ func lookup(ctx context.Context, r dnsclient.Resolver, j job) Query {
 		q.Kind = queryKind(err)
 		return q
 	}
-	v := j.zone.Interpret(addrs(resp.Records()))
+	v := z.Interpret(addrs(resp.Records()))
 	if v.Codes != nil {
 		q.Codes = v.Codes
 	}

@@ -92,7 +92,7 @@ func (c *Checker) SelfTest(ctx context.Context) []SelfTest {
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
-				q := lookup(ctx, r, job{zone: z, target: p.Point, name: p.Query})
+				q := lookup(ctx, r, z, job{target: p.Point, name: p.Query})
 				p.Listed, p.Codes, p.Error, p.err = q.Listed, q.Codes, q.Error, q.Err
 			}()
 		}

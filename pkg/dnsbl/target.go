@@ -14,12 +14,13 @@ import (
 )
 
 // Range limits (without force): a /16 of IPv4 or a /112 of IPv6, 65,536
-// addresses. MaxAddresses bounds every run, force or not, because each
-// address's results are kept in memory.
+// addresses. MaxAddresses bounds every run, force or not: each address's
+// results are kept in memory (about 1 KB per address and list at the
+// peak), and no public list answers that many queries from one resolver.
 const (
 	MaxPrefix4   = 16
 	MaxPrefix6   = 112
-	MaxAddresses = 1 << 20
+	MaxAddresses = 1 << 18
 )
 
 // ErrTarget is wrapped by every target parsing error.
@@ -44,7 +45,7 @@ func (t Target) Size() int {
 		return 1
 	}
 	host := t.Prefix.Addr().BitLen() - t.Prefix.Bits()
-	if host > 20 {
+	if host > 18 {
 		return MaxAddresses + 1
 	}
 	return 1 << host

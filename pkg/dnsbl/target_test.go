@@ -64,11 +64,13 @@ func TestParseTarget(t *testing.T) {
 		}
 	}
 	// --force lifts the /16 and /112 limits, not the memory bound.
-	if tg, err := ParseTarget("10.0.0.0/12", true); err != nil || tg.Size() != 1<<20 {
-		t.Errorf("forced /12: %v %d", err, tg.Size())
+	if tg, err := ParseTarget("10.0.0.0/14", true); err != nil || tg.Size() != 1<<18 {
+		t.Errorf("forced /14: %v %d", err, tg.Size())
 	}
-	if _, err := ParseTarget("10.0.0.0/8", true); err == nil || !strings.Contains(err.Error(), "more than") {
-		t.Errorf("forced /8: %v", err)
+	for _, big := range []string{"10.0.0.0/13", "10.0.0.0/8", "2001:db8::/64"} {
+		if _, err := ParseTarget(big, true); err == nil || !strings.Contains(err.Error(), "more than") {
+			t.Errorf("forced %s: %v", big, err)
+		}
 	}
 }
 

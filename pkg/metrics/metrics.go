@@ -114,8 +114,18 @@ func (m *Metrics) Rejected(reason string) { m.rejected.WithLabelValues(reason).I
 // Suppressed counts an address the relay put on the suppression list.
 func (m *Metrics) Suppressed(source string) { m.suppressed.WithLabelValues(source).Inc() }
 
-// Delivery counts one delivery attempt.
+// Delivery counts one delivery attempt. An event without a queue id or
+// attempt is a recipient refused at submission (the SMTP server reports
+// those too): it counts as rejected.
 func (m *Metrics) Delivery(e events.Event) {
+	if e.QueueID == "" && e.Attempt == 0 {
+		reason := "policy"
+		if strings.Contains(e.Response, "suppression list") {
+			reason = "suppressed"
+		}
+		m.Rejected(reason)
+		return
+	}
 	m.attempts.WithLabelValues(string(e.Result), m.domain(e.Domain)).Inc()
 	if e.Code != 0 {
 		m.tls.WithLabelValues(strconv.FormatBool(e.TLS)).Inc()

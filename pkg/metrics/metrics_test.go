@@ -33,12 +33,12 @@ func TestMetrics(t *testing.T) {
 		Now:        func() time.Time { return now },
 	})
 	m.Accepted(2)
-	m.Rejected("suppressed")
+	m.Delivery(events.Event{Result: events.Bounced, Code: 550, Response: "<x@y> is on the suppression list"})
 	m.Suppressed("hard-bounce")
-	m.Delivery(events.Event{Result: events.Delivered, Domain: "A.example", Code: 250, TLS: true, Queued: now, Time: now.Add(3 * time.Second)})
-	m.Delivery(events.Event{Result: events.Deferred, Domain: "b.example", Code: 421})
-	m.Delivery(events.Event{Result: events.Bounced, Domain: "c.example", Code: 550})
-	m.Delivery(events.Event{Result: events.Deferred, Domain: "d.example"}) // no reply: no TLS sample
+	m.Delivery(events.Event{QueueID: "q1", Attempt: 1, Result: events.Delivered, Domain: "A.example", Code: 250, TLS: true, Queued: now, Time: now.Add(3 * time.Second)})
+	m.Delivery(events.Event{QueueID: "q2", Attempt: 1, Result: events.Deferred, Domain: "b.example", Code: 421})
+	m.Delivery(events.Event{QueueID: "q3", Attempt: 1, Result: events.Bounced, Domain: "c.example", Code: 550})
+	m.Delivery(events.Event{QueueID: "q4", Attempt: 1, Result: events.Deferred, Domain: "d.example"}) // no reply: no TLS sample
 	out := scrape(t, m)
 	for _, want := range []string{
 		"relayctl_messages_accepted_total 1",

@@ -88,3 +88,31 @@ func TestRunMessage(t *testing.T) {
 		}
 	}
 }
+
+func TestRunUnauthorisedRelayAndBlocklistFailure(t *testing.T) {
+	srv := dnstest.Start(t, zone)
+	srv.Set("7.100.51.198.zen.spamhaus.org", 0, dnstest.ServFail)
+	c, _ := dnsclient.New([]string{srv.Addr()}, dnsclient.WithTimeout(time.Second), dnsclient.WithRetries(0))
+	zs, _ := dnsbl.ParseZones([]string{"zen.spamhaus.org"})
+	res := Run(context.Background(), Options{Domain: "example.test", Resolver: c, Selectors: []string{"s1"},
+		IP: net.ParseIP("198.51.100.7"), Blocklist: &dnsbl.Checker{Resolver: c, Zones: zs}})
+	has := func(name, code string) bool {
+		for _, ch := range res.Checks {
+			if ch.Name != name {
+				continue
+			}
+			for _, f := range ch.Findings {
+				if f.Code == code {
+					return true
+				}
+			}
+		}
+		return false
+	}
+	if !has(CheckSPF, "spf.eval-fail") || !has(CheckPTR, "ptr.none") || !has(CheckBlocklist, "blocklist.query-failed") {
+		t.Errorf("%+v", res.Checks)
+	}
+	if res.Status != report.StatusFail || !res.Incomplete() {
+		t.Errorf("status %s incomplete %v", res.Status, res.Incomplete())
+	}
+}

@@ -115,7 +115,12 @@ func Start(t testing.TB, opts Options) *Server {
 	}()
 	t.Cleanup(func() {
 		srv.Close()
-		<-done
+		l.Close() // in case Close ran before Serve registered the listener
+		select {
+		case <-done:
+		case <-time.After(5 * time.Second):
+			t.Errorf("smtptest: server did not stop")
+		}
 	})
 	return s
 }

@@ -452,9 +452,11 @@ func (w *walker) term(n *Node, tc *TermCost, m Mechanism) {
 			}()
 		}
 		hwg.Wait()
+		// Void lookups count per term (RFC 7208 §4.6.4): a host without
+		// an address is worth knowing but is not a void term.
 		for _, h := range voids {
 			if h != "" {
-				voidTerm(fmt.Sprintf("reaches MX host %s, which has no A record", h))
+				add(finding("spf.mx-no-address", report.SeverityInfo, "%s: %q reaches MX host %s, which has no A record: it cannot match IPv4 clients", n.Domain, m.Term, h))
 			}
 		}
 	case "ptr":

@@ -396,8 +396,8 @@ func (e *eval) addrType() uint16 {
 
 // matchAddrs looks up the addresses of name and matches them against
 // the client IP with the a/mx dual-cidr-length (RFC 7208 §5.3, §5.6).
-func (e *eval) matchAddrs(name string, m Mechanism) (bool, error) {
-	resp, err := e.lookup(name, e.addrType(), true)
+func (e *eval) matchAddrs(name string, m Mechanism, countVoid bool) (bool, error) {
+	resp, err := e.lookup(name, e.addrType(), countVoid)
 	if err != nil {
 		return false, err
 	}
@@ -445,7 +445,7 @@ func (e *eval) mechanism(m Mechanism, domain string) (bool, error) {
 	}
 	switch m.Kind {
 	case "a": // §5.3
-		return e.matchAddrs(target, m)
+		return e.matchAddrs(target, m, true)
 	case "mx": // §5.4
 		resp, err := e.lookup(target, dns.TypeMX, true)
 		if err != nil {
@@ -460,7 +460,13 @@ func (e *eval) mechanism(m Mechanism, domain string) (bool, error) {
 			if host == "" { // null MX (RFC 7505)
 				continue
 			}
-			ok, err := e.matchAddrs(host, m)
+			// Void lookups are counted per term (RFC 7208 §4.6.4: "the
+			// number of terms for which DNS queries return" nothing):
+			// the MX query decides. An MX host without an address of
+			// the client's family (a v4-only host for an IPv6 client) is
+			// not a void term, or "v=spf1 mx" with three such hosts
+			// would permerror for every IPv6 sender.
+			ok, err := e.matchAddrs(host, m, false)
 			if err != nil || ok {
 				return ok, err
 			}

@@ -32,6 +32,9 @@ type Summary struct {
 	Deferred   int `json:"deferred"` // last attempt deferred: still queued
 	Bounced    int `json:"bounced"`  // bounced or expired
 	Expired    int `json:"expired"`  // of which expired
+	// Rejected counts recipients the relay itself refused at RCPT TO
+	// (suppression list): never sent, so not in the rates.
+	Rejected int `json:"rejected"`
 
 	Attempts         int `json:"attempts"`
 	DeferredAttempts int `json:"deferred_attempts"`
@@ -85,6 +88,10 @@ func Summarize(r io.Reader, since, until time.Time, top int) (*Summary, error) {
 	responses := map[string]map[string]int{} // domain → normalised reply → count
 	err := events.Read(r, func(e events.Event) error {
 		if (!since.IsZero() && e.Time.Before(since)) || (!until.IsZero() && e.Time.After(until)) {
+			return nil
+		}
+		if e.QueueID == "" && e.Attempt == 0 {
+			s.Rejected++ // refused at submission: no message, no attempt
 			return nil
 		}
 		s.Attempts++

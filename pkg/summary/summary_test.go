@@ -40,6 +40,7 @@ func TestSummarize(t *testing.T) {
 		ev("q5", "e@gone.example", events.Bounced, time.Minute, 0, 550, "5.1.1", "no such user"),
 		ev("q6", "f@dead.example", events.Expired, time.Hour, 0, 0, "", "dial tcp: connection refused"),
 		ev("q7", "g@gmail.example", events.Delivered, 4*time.Second, 0, 250, "2.0.0", "ok"),
+		events.Event{Time: t0, Recipient: "s@gone.example", Domain: "gone.example", Result: events.Bounced, Code: 550, Response: "suppressed"},
 	)
 	s, err := Summarize(b, t0.Add(-24*time.Hour), time.Time{}, 2)
 	if err != nil {
@@ -47,6 +48,9 @@ func TestSummarize(t *testing.T) {
 	}
 	if s.Recipients != 7 || s.Delivered != 3 || s.Deferred != 1 || s.Bounced != 3 || s.Expired != 1 {
 		t.Errorf("counts %+v", s)
+	}
+	if s.Rejected != 1 {
+		t.Errorf("rejected %d", s.Rejected)
 	}
 	if s.BounceRate != 0.5 || s.Attempts != 9 || s.DeferredAttempts != 3 {
 		t.Errorf("rates %+v", s)

@@ -71,16 +71,13 @@ type Policy struct {
 	SoftPeriod time.Duration
 	// SoftExpiry ends a soft-bounce suppression after this long; 0 never.
 	SoftExpiry time.Duration
-	// Action is "reject" (RCPT answered 550 5.7.1) or "drop" (accepted,
-	// not delivered, logged).
+	// Action is what happens to a message for a suppressed recipient:
+	// "reject", the RCPT TO is answered 550 5.7.1 with the reason.
 	Action string
 }
 
-// Actions.
-const (
-	ActionReject = "reject"
-	ActionDrop   = "drop"
-)
+// ActionReject refuses suppressed recipients at RCPT TO.
+const ActionReject = "reject"
 
 // DefaultPolicy: 5.1.x and 5.2.1 are hard; 3 soft bounces within 7 days
 // suppress for 30 days; suppressed recipients are rejected.
@@ -96,8 +93,8 @@ func DefaultPolicy() Policy {
 
 // Validate checks a policy.
 func (p Policy) Validate() error {
-	if p.Action != ActionReject && p.Action != ActionDrop {
-		return fmt.Errorf("suppress: action %q: want reject or drop", p.Action)
+	if p.Action != ActionReject {
+		return fmt.Errorf("suppress: action %q: only reject is supported", p.Action)
 	}
 	for _, c := range p.HardCodes {
 		if !validCodePattern(c) {

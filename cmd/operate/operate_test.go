@@ -1,0 +1,378 @@
+package operate_test
+
+import (
+	"context"
+	"encoding/json"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/relayctl/relayctl/cmd/cmdtest"
+	"github.com/relayctl/relayctl/cmd/cmdutil"
+	"github.com/relayctl/relayctl/cmd/operate"
+	"github.com/relayctl/relayctl/pkg/admin"
+	"github.com/relayctl/relayctl/pkg/delivery"
+	"github.com/relayctl/relayctl/pkg/dnsclient"
+	"github.com/relayctl/relayctl/pkg/dnstest"
+	"github.com/relayctl/relayctl/pkg/events"
+	"github.com/relayctl/relayctl/pkg/queue"
+	"github.com/relayctl/relayctl/pkg/relay"
+	"github.com/relayctl/relayctl/pkg/smtpd"
+	"github.com/relayctl/relayctl/pkg/smtptest"
+	"github.com/relayctl/relayctl/pkg/submit"
+	"github.com/relayctl/relayctl/pkg/webhook"
+)
+
+// lab: a relay with the operator's tools, delivering through a test DNS
+// server to a real receiver on loopback.
+type lab struct {
+	r      *relay.Relay
+	ops    *operate.Ops
+	addr   string
+	mx     *smtptest.Server
+	spool  string
+	dlog   string
+	cancel context.CancelFunc
+	done   chan error
+}
+
+func startLab(t *testing.T, set map[string]any, mutate func(*relay.Config)) *lab {
+	t.Helper()
+	mx := smtptest.Start(t, smtptest.Options{})
+	_, p, _ := net.SplitHostPort(mx.Addr)
+	port, _ := strconv.Atoi(p)
+	dns := dnstest.Start(t, "dest.test. IN MX 10 mx.dest.test.\nmx.dest.test. IN A 127.0.0.1\nother.test. IN MX 10 mx.dest.test.\n")
+	res, err := dnsclient.New([]string{dns.Addr()}, dnsclient.WithTimeout(2*time.Second))
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir, err := os.MkdirTemp("", "op") // short: unix socket paths are limited
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	nets, _ := relay.ParseNetworks([]string{"127.0.0.0/8"})
+	backoff := delivery.DefaultBackoff()
+	backoff.Initial, backoff.Max, backoff.Jitter = time.Hour, time.Hour, 0
+	cfg := relay.Config{
+		Hostname:    "relay.test",
+		Spool:       filepath.Join(dir, "spool"),
+		Listeners:   []smtpd.Listener{{Addr: "127.0.0.1:0", Mode: smtpd.ModePlain}},
+		SMTP:        smtpd.Config{TrustedNetworks: nets},
+		Delivery:    delivery.Config{Resolver: res, Port: port, Backoff: backoff, DialTimeout: 2 * time.Second, CommandTimeout: 5 * time.Second},
+		DeliveryLog: filepath.Join(dir, "delivery.jsonl"),
+	}
+	if mutate != nil {
+		mutate(&cfg)
+	}
+	f, _, _, _ := cmdutil.NewTestFactory()
+	for k, v := range set {
+		f.Config.Set(k, v)
+	}
+	ops, err := operate.Setup(f, &cfg, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, err := relay.New(cfg, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	l := &lab{r: r, ops: ops, addr: r.Addrs()[0].String(), mx: mx, spool: cfg.Spool, dlog: cfg.DeliveryLog, cancel: cancel, done: make(chan error, 1)}
+	go func() { l.done <- r.Run(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		select {
+		case err := <-l.done:
+			if err != nil {
+				t.Errorf("relay: %v", err)
+			}
+		case <-time.After(10 * time.Second):
+			t.Error("relay did not stop")
+		}
+	})
+	// the CLI finds the socket through the spool
+	t.Setenv("RELAYCTL_SERVE_SPOOL", cfg.Spool)
+	waitFor(t, "admin socket", func() bool {
+		_, err := admin.NewClient(ops.Socket).List(context.Background(), admin.Filter{})
+		return err == nil
+	})
+	return l
+}
+
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+		if cond() {
+			return
+		}
+	}
+	t.Fatalf("timed out waiting for %s", what)
+}
+
+func (l *lab) submit(t *testing.T, rcpts ...string) *submit.Result {
+	t.Helper()
+	msg := "From: app@example.com\r\nTo: " + strings.Join(rcpts, ", ") + "\r\nSubject: test\r\n\r\nhello\r\n"
+	res, err := submit.Send(context.Background(), submit.Options{Addr: l.addr, Hello: "app.test"}, "app@example.com", rcpts, []byte(msg))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return res
+}
+
+func (l *lab) metrics(t *testing.T) string {
+	t.Helper()
+	m, err := admin.NewClient(l.ops.Socket).Metrics(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return m
+}
+
+// A hard bounce suppresses the next message to that address, at RCPT.
+func TestHardBounceSuppressesNextMessage(t *testing.T) {
+	l := startLab(t, nil, nil)
+	l.mx.SetHook(func(cmd, arg string) error {
+		if cmd == "RCPT" && arg == "gone@dest.test" {
+			return smtptest.Reply(550, [3]int{5, 1, 1}, "no such user")
+		}
+		return nil
+	})
+	if res := l.submit(t, "gone@dest.test", "ok@dest.test"); res.Refused() != 0 {
+		t.Fatalf("first submission refused: %+v", res.Recipients)
+	}
+	l.mx.Wait(t, 1, 10*time.Second)
+	waitFor(t, "suppression", func() bool { _, ok, _ := l.ops.Suppress.Check("gone@dest.test"); return ok })
+
+	res := l.submit(t, "gone@dest.test", "ok@dest.test")
+	r := res.Recipients[0].Reply
+	if res.Recipients[0].Accepted || r.Code != 550 || r.Enhanced != "5.7.1" || !strings.Contains(r.Text, "<gone@dest.test> is on the suppression list (hard-bounce 550 5.1.1") {
+		t.Fatalf("second RCPT: %+v", res.Recipients[0])
+	}
+	if !res.Recipients[1].Accepted {
+		t.Error("other recipient refused")
+	}
+	l.mx.Wait(t, 2, 10*time.Second)
+
+	// the CLI sees the entry, and removing it lets mail through again
+	if out := cmdtest.Run(t, "suppress", "list"); !strings.Contains(out.Stdout, "gone@dest.test  hard-bounce") {
+		t.Errorf("suppress list:\n%s", out.Stdout)
+	}
+	if out := cmdtest.Run(t, "suppress", "remove", "gone@dest.test"); out.Code != 0 {
+		t.Fatalf("remove: %d %s", out.Code, out.Stderr)
+	}
+	if res := l.submit(t, "gone@dest.test"); res.Refused() != 0 {
+		t.Errorf("still refused after remove: %+v", res.Recipients)
+	}
+
+	m := l.metrics(t)
+	for _, want := range []string{
+		`relayctl_delivery_attempts_total{domain="dest.test",result="bounced"} 1`,
+		`relayctl_delivery_attempts_total{domain="dest.test",result="delivered"} 2`,
+		`relayctl_recipients_rejected_total{reason="suppressed"} 1`,
+		`relayctl_suppressions_total{source="hard-bounce"} 1`,
+		`relayctl_delivery_latency_seconds_count 2`,
+		`relayctl_delivery_tls_total{tls="false"}`,
+	} {
+		if !strings.Contains(m, want) {
+			t.Errorf("metrics lack %q", want)
+		}
+	}
+	// report over the same delivery log: the bounce, and the DSN about it
+	// to app@example.com, which has no MX in the lab and bounces too.
+	waitFor(t, "the DSN's bounce", func() bool {
+		b, _ := os.ReadFile(l.dlog)
+		return strings.Contains(string(b), `"recipient":"app@example.com"`)
+	})
+	rep := cmdtest.Run(t, "--json", "report", "--log", l.dlog)
+	var s struct{ Delivered, Bounced, Rejected int }
+	json.Unmarshal(rep.Envelope(t).Result, &s)
+	if rep.Code != 1 || s.Delivered < 2 || s.Bounced != 2 || s.Rejected != 1 {
+		t.Errorf("report %s", rep.Stdout)
+	}
+}
+
+// Queue administration against a running relay with deferred messages.
+func TestQueueAdminAgainstRunningRelay(t *testing.T) {
+	l := startLab(t, nil, nil)
+	var mu sync.Mutex
+	refuse := true
+	l.mx.SetHook(func(cmd, arg string) error {
+		mu.Lock()
+		defer mu.Unlock()
+		if refuse && cmd == "RCPT" {
+			return smtptest.Reply(451, [3]int{4, 3, 0}, "try again later")
+		}
+		return nil
+	})
+	l.submit(t, "a@dest.test")
+	l.submit(t, "b@other.test")
+	l.submit(t, "c@dest.test")
+	var envs []queue.Envelope
+	waitFor(t, "three deferred messages", func() bool {
+		r := cmdtest.Run(t, "--json", "queue", "list", "--state", "deferred")
+		envs = nil
+		json.Unmarshal(r.Envelope(t).Result, &envs)
+		return len(envs) == 3
+	})
+	out := cmdtest.Run(t, "queue", "list")
+	if !strings.Contains(out.Stdout, "deferred  a@dest.test  1 attempt(s), next in") || !strings.Contains(out.Stdout, "451 4.3.0 try again later") {
+		t.Errorf("queue list:\n%s", out.Stdout)
+	}
+	ids := map[string]string{}
+	for _, e := range envs {
+		ids[e.Recipients[0].Address] = e.ID
+	}
+	show := cmdtest.Run(t, "queue", "show", ids["a@dest.test"])
+	if !strings.Contains(show.Stdout, "Subject: test") || !strings.Contains(show.Stdout, "deferred  a@dest.test") {
+		t.Errorf("show:\n%s", show.Stdout)
+	}
+	if r := cmdtest.Run(t, "queue", "hold", ids["c@dest.test"]); r.Code != 0 {
+		t.Fatal(r.Stderr)
+	}
+	if r := cmdtest.Run(t, "queue", "delete", "--bounce", ids["b@other.test"]); r.Code != 0 {
+		t.Fatalf("delete --bounce: %d %s %s", r.Code, r.Stdout, r.Stderr)
+	}
+	mu.Lock()
+	refuse = false
+	mu.Unlock()
+	if r := cmdtest.Run(t, "queue", "retry", "--domain", "dest.test"); r.Code != 0 || !strings.Contains(r.Stdout, "1 message(s), 1 recipient(s) due now") {
+		t.Fatalf("retry: %d %s %s", r.Code, r.Stdout, r.Stderr)
+	}
+	// a@ is delivered now; the bounce for b@ goes to app@example.com (no
+	// MX for example.com in the lab: it stays deferred); c@ is held.
+	msgs := l.mx.Wait(t, 1, 10*time.Second)
+	if msgs[0].To[0] != "a@dest.test" {
+		t.Errorf("delivered %v", msgs[0].To)
+	}
+	waitFor(t, "a@ gone from the queue", func() bool {
+		r := cmdtest.Run(t, "--json", "queue", "list", "--domain", "dest.test")
+		envs = nil
+		json.Unmarshal(r.Envelope(t).Result, &envs)
+		return len(envs) == 1
+	})
+	if envs[0].ID != ids["c@dest.test"] || envs[0].Recipients[0].State != queue.StateHeld {
+		t.Errorf("remaining %+v", envs)
+	}
+	r := cmdtest.Run(t, "--json", "queue", "list")
+	var all []queue.Envelope
+	json.Unmarshal(r.Envelope(t).Result, &all)
+	for _, e := range all {
+		if e.ID == ids["b@other.test"] {
+			t.Error("deleted message still queued")
+		}
+	}
+	// the DSN went out from <> to the sender (whose domain has no MX in
+	// the lab, so it is tried once and dropped: DSNs are never bounced)
+	waitFor(t, "the DSN attempt", func() bool {
+		b, _ := os.ReadFile(l.dlog)
+		return strings.Contains(string(b), `"sender":"","recipient":"app@example.com"`)
+	})
+	if r := cmdtest.Run(t, "queue", "release", ids["c@dest.test"]); r.Code != 0 {
+		t.Fatal(r.Stderr)
+	}
+	l.mx.Wait(t, 2, 10*time.Second)
+}
+
+func TestWebhookGetsSignedEvents(t *testing.T) {
+	secret := "a-long-enough-webhook-secret"
+	var mu sync.Mutex
+	var got []events.Event
+	bad := 0
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		body, _ := io.ReadAll(r.Body)
+		mu.Lock()
+		defer mu.Unlock()
+		if err := webhook.Verify([]byte(secret), r.Header.Get(webhook.HeaderTimestamp), r.Header.Get(webhook.HeaderSignature), body, time.Now(), time.Minute); err != nil {
+			bad++
+			w.WriteHeader(401)
+			return
+		}
+		var e events.Event
+		json.Unmarshal(body, &e)
+		got = append(got, e)
+	}))
+	defer srv.Close()
+	t.Setenv(operate.EnvWebhookSecret, secret)
+	l := startLab(t, map[string]any{operate.KeyWebhookURL: srv.URL}, nil)
+	l.mx.SetHook(func(cmd, arg string) error {
+		if cmd == "RCPT" && arg == "gone@dest.test" {
+			return smtptest.Reply(550, [3]int{5, 1, 1}, "no such user")
+		}
+		return nil
+	})
+	l.submit(t, "ok@dest.test", "gone@dest.test")
+	waitFor(t, "two webhook events", func() bool { mu.Lock(); defer mu.Unlock(); return len(got) >= 2 })
+	waitFor(t, "the DSN's attempt", func() bool {
+		b, _ := os.ReadFile(l.dlog)
+		return strings.Contains(string(b), `"recipient":"app@example.com"`)
+	})
+	time.Sleep(50 * time.Millisecond) // a webhook for it would have been posted by now
+	mu.Lock()
+	defer mu.Unlock()
+	results := map[string]events.Result{}
+	for _, e := range got {
+		results[e.Recipient] = e.Result
+	}
+	// the DSN about gone@ (from <> to app@example.com) is not the app's
+	// business: no event for it
+	if len(got) != 2 || results["ok@dest.test"] != events.Delivered || results["gone@dest.test"] != events.Bounced || bad != 0 {
+		t.Errorf("webhook events %+v, bad signatures %d", got, bad)
+	}
+}
+
+func TestMetricsListener(t *testing.T) {
+	l := startLab(t, map[string]any{operate.KeyMetricsListen: "127.0.0.1:0"}, nil)
+	waitFor(t, "metrics listener", func() bool { return l.ops.MetricsAddr.Load() != nil })
+	l.submit(t, "ok@dest.test")
+	l.mx.Wait(t, 1, 10*time.Second)
+	var body string
+	waitFor(t, "queue gauge", func() bool {
+		resp, err := http.Get("http://" + l.ops.MetricsAddr.Load().(string) + "/metrics")
+		if err != nil {
+			return false
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		body = string(b)
+		return strings.Contains(body, `relayctl_delivery_attempts_total{domain="dest.test",result="delivered"} 1`)
+	})
+	if !strings.Contains(body, "relayctl_queue_messages") || !strings.Contains(body, "relayctl_queue_oldest_message_age_seconds") {
+		t.Errorf("metrics:\n%s", body)
+	}
+	fi, err := os.Stat(l.ops.Socket)
+	if err != nil || fi.Mode().Perm() != 0o600 {
+		t.Errorf("admin socket %v %v", fi, err)
+	}
+}
+
+func TestSetupConfigErrors(t *testing.T) {
+	for name, set := range map[string]map[string]any{
+		"webhook without secret": {operate.KeyWebhookURL: "http://127.0.0.1:1/h"},
+		"webhook bad url":        {operate.KeyWebhookURL: "ftp://x", operate.KeyWebhookSecret: "/nonexistent"},
+		"bad suppression action": {"serve.suppression.action": "drop"},
+		"bad metrics listen":     {operate.KeyMetricsListen: "nonsense"},
+		"bad webhook events":     {operate.KeyWebhookURL: "http://127.0.0.1:1/h", operate.KeyWebhookResults: []string{"opened"}},
+	} {
+		t.Setenv(operate.EnvWebhookSecret, "")
+		if name == "bad webhook events" {
+			t.Setenv(operate.EnvWebhookSecret, "a-long-enough-webhook-secret")
+		}
+		f, _, _, _ := cmdutil.NewTestFactory()
+		for k, v := range set {
+			f.Config.Set(k, v)
+		}
+		cfg := relay.Config{Spool: t.TempDir()}
+		if _, err := operate.Setup(f, &cfg, nil); cmdutil.ExitCode(err) != 2 {
+			t.Errorf("%s: %v (exit %d)", name, err, cmdutil.ExitCode(err))
+		}
+	}
+}
