@@ -24,13 +24,8 @@ type DKIMOptions struct {
 	Ignore    []string
 }
 
-// DKIMSelectorsResult is the JSON result of a selector check.
-type DKIMSelectorsResult struct {
-	Domain     string                 `json:"domain"`
-	Discovered bool                   `json:"discovered"` // selectors came from the common list
-	Tried      []string               `json:"tried"`
-	Selectors  []*dkim.SelectorResult `json:"selectors"`
-}
+// DKIMSelectorsResult is the JSON result of a domain check.
+type DKIMSelectorsResult = dkim.DomainResult
 
 // DKIMMessageResult is the JSON result of a message verification.
 type DKIMMessageResult struct {
@@ -124,38 +119,9 @@ func dkimDomainRun(ctx context.Context, f *cmdutil.Factory, opts *DKIMOptions) e
 		return err
 	}
 	rep := report.New("check dkim", domain)
-	res := DKIMSelectorsResult{Domain: domain, Selectors: []*dkim.SelectorResult{}}
-	var lookupErr error
-	if len(sels) == 0 {
-		res.Discovered, res.Tried = true, dkim.CommonSelectors
-		wild, err := dkim.HasWildcard(ctx, r, domain)
-		if err != nil {
-			lookupErr = err
-		}
-		if wild {
-			rep.Warn(dkim.CodeWildcard, "*._domainkey.%s answers for any selector, so discovery cannot tell which selectors are really used; pass --selector", domain)
-		}
-		found, err := dkim.Discover(ctx, r, domain, nil)
-		if err != nil {
-			lookupErr = err
-		}
-		res.Selectors = append(res.Selectors, found...)
-		if len(found) == 0 && err == nil {
-			rep.Warn(dkim.CodeNoSelector, "none of %d common selectors has a key record at %s; selectors are arbitrary, so pass the one your signer uses with --selector", len(dkim.CommonSelectors), "SELECTOR._domainkey."+domain)
-		}
-	} else {
-		res.Tried = sels
-		for _, s := range sels {
-			sr, err := dkim.CheckSelector(ctx, r, domain, s)
-			if err != nil {
-				if lookupErr == nil {
-					lookupErr = err
-				}
-				continue
-			}
-			res.Selectors = append(res.Selectors, sr)
-		}
-	}
+	res, lookupErr := dkim.CheckDomain(ctx, r, domain, sels)
+	domainFindings := filter(res.Findings, opts.Ignore)
+	rep.Findings = append(rep.Findings, domainFindings...)
 	for _, sr := range res.Selectors {
 		sr.Findings = filter(sr.Findings, opts.Ignore)
 		for _, fd := range sr.Findings {
@@ -164,7 +130,7 @@ func dkimDomainRun(ctx context.Context, f *cmdutil.Factory, opts *DKIMOptions) e
 	}
 	if lookupErr != nil {
 		rep.Incomplete = true
-		rep.Warn("dkim.lookup-failed", "%v", lookupErr)
+		rep.Warn(dkim.CodeLookupFailed, "%v", lookupErr)
 	}
 	rep.Ignore(opts.Ignore)
 	rep.Result = res
@@ -192,8 +158,8 @@ func dkimDomainRun(ctx context.Context, f *cmdutil.Factory, opts *DKIMOptions) e
 		if lookupErr != nil {
 			fmt.Fprintf(w, "%s %v\n\n", st.Fail.Render("could not complete:"), lookupErr)
 		}
-		if res.Discovered && (len(res.Selectors) == 0 || rep.Has(dkim.CodeWildcard)) {
-			st.WriteFindings(w, rep.Findings)
+		if len(domainFindings) > 0 {
+			st.WriteFindings(w, domainFindings)
 			fmt.Fprintln(w)
 		}
 		st.WriteSummary(w, rep)
@@ -279,38 +245,12 @@ func dkimMessageRun(ctx context.Context, f *cmdutil.Factory, opts *DKIMOptions) 
 	if res.Signatures == nil {
 		res.Signatures = []dkim.Verification{}
 	}
-	temp := false
 	for _, v := range vs {
 		if v.Result == dkim.ResultPass {
 			res.Passed++
 		}
-		temp = temp || v.Result == dkim.ResultTempError
 	}
-	if len(vs) == 0 {
-		rep.Error(dkim.CodeNoSignature, "the message has no DKIM-Signature header field")
-	}
-	for i, v := range vs {
-		if v.Result == dkim.ResultPass {
-			if v.Testing {
-				rep.Info(dkim.CodeTesting, "signature %d (d=%s s=%s): the key has t=y (testing); receivers treat the mail as unsigned", i+1, v.Domain, v.Selector)
-			}
-			if strings.HasPrefix(v.Algorithm, "rsa-") && v.KeyBits > 0 && v.KeyBits < dkim.RecommendedRSABits {
-				rep.Warn(dkim.CodeKeyShort, "signature %d (d=%s s=%s): RSA key is %d bits; use at least 2048 (RFC 8301 §3.2)", i+1, v.Domain, v.Selector, v.KeyBits)
-			}
-			continue
-		}
-		sev := report.SeverityError
-		switch {
-		case res.Passed > 0:
-			sev = report.SeverityWarning // another signature passes: this one does not fail the message
-		case v.Result == dkim.ResultTempError:
-			sev = report.SeverityWarning // could not complete: exit 3, not 1
-		}
-		rep.Add(v.Code, sev, "signature %d (d=%s s=%s): %s: %s", i+1, v.Domain, v.Selector, v.Result, v.Reason)
-	}
-	if res.Passed == 0 && temp && !hasError(rep.Findings) {
-		rep.Incomplete = true
-	}
+	rep.Findings, rep.Incomplete = dkim.MessageFindings(vs)
 	rep.Ignore(opts.Ignore)
 	rep.Result = res
 	return f.Output(rep, func(w io.Writer, st *cmdutil.Styles) error {
@@ -380,15 +320,6 @@ func dkimMessageRun(ctx context.Context, f *cmdutil.Factory, opts *DKIMOptions) 
 func hasInfoOrWarn(fs []report.Finding) bool {
 	for _, f := range fs {
 		if f.Severity != report.SeverityError {
-			return true
-		}
-	}
-	return false
-}
-
-func hasError(fs []report.Finding) bool {
-	for _, f := range fs {
-		if f.Severity == report.SeverityError {
 			return true
 		}
 	}

@@ -173,6 +173,7 @@ func TestDeliverMXFallbackTLS(t *testing.T) {
 		t.Errorf("SIZE = %d, want %d", m.Mail.Size, len(testMsg))
 	}
 	waitFor(t, "removal", func() bool { _, err := l.q.Get(id); return err != nil })
+	waitFor(t, "the event", func() bool { return len(l.events()) >= 1 })
 	ev := l.events()
 	if len(ev) != 1 || ev[0].Result != events.Delivered || !ev[0].TLS || ev[0].RemoteHost != "mx2.example.test" ||
 		ev[0].RemoteIP != "127.0.0.3" || ev[0].Code != 250 || ev[0].Attempt != 1 {
@@ -194,6 +195,7 @@ func TestGreylisting(t *testing.T) {
 	start := time.Now()
 	l.run()
 	waitFor(t, "delivery on retry", func() bool { return len(mx1.messages()) == 1 })
+	waitFor(t, "two events", func() bool { return len(l.events()) >= 2 })
 	ev := l.events()
 	if len(ev) != 2 || ev[0].Result != events.Deferred || ev[0].Code != 451 || ev[0].EnhancedCode != "4.7.1" ||
 		ev[1].Result != events.Delivered || ev[1].Attempt != 2 {
@@ -234,6 +236,10 @@ func TestMixedRecipientsAndBounceDSN(t *testing.T) {
 	if m := mx1.messages()[0]; m.Mail.EnvelopeID != "inv-42" || m.Mail.Return != smtp.DSNReturnHeaders {
 		t.Errorf("DSN MAIL parameters not passed on: %+v", m.Mail)
 	}
+	waitFor(t, "the states recorded", func() bool {
+		cur, err := l.q.Get(id)
+		return err == nil && cur.Recipients[0].State == queue.StateDelivered
+	})
 	cur, err := l.q.Get(id)
 	if err != nil {
 		t.Fatal(err)
@@ -315,6 +321,15 @@ func TestDNSOutcomes(t *testing.T) {
 	l.run()
 	waitFor(t, "the DSN", func() bool { return len(senderMX.messages()) == 1 })
 	waitFor(t, "implicit MX delivery", func() bool { return len(implicit.messages()) == 1 })
+	waitFor(t, "events for the four recipients", func() bool {
+		n := 0
+		for _, e := range l.events() {
+			if strings.HasSuffix(e.Domain, ".test") && e.Sender != "" {
+				n++
+			}
+		}
+		return n >= 4
+	})
 	res := map[string]events.Event{}
 	for _, e := range l.events() {
 		res[e.Recipient] = e
@@ -357,9 +372,7 @@ func TestDelayAndExpiry(t *testing.T) {
 	id := l.enqueue("app@sender.test", "slow@example.test")
 	l.run()
 	waitFor(t, "delay and failure DSNs", func() bool { return len(senderMX.messages()) == 2 })
-	if _, err := l.q.Get(id); err == nil {
-		t.Fatal("expired message still queued")
-	}
+	waitFor(t, "the expired message to leave the queue", func() bool { _, err := l.q.Get(id); return err != nil })
 	h1, p1 := parseReport(t, senderMX.messages()[0].Data)
 	h2, p2 := parseReport(t, senderMX.messages()[1].Data)
 	if !strings.HasPrefix(h1.Get("Subject"), "Delayed") || !strings.Contains(p1["message/delivery-status"], "Action: delayed") ||
@@ -370,11 +383,15 @@ func TestDelayAndExpiry(t *testing.T) {
 		!strings.Contains(p2["message/delivery-status"], "Status: 4.3.2") {
 		t.Errorf("second DSN is not the expiry failure: %s\n%s", h2.Get("Subject"), p2["message/delivery-status"])
 	}
+	waitFor(t, "the expired event", func() bool {
+		for _, e := range l.events() {
+			if e.Result == events.Expired {
+				return true
+			}
+		}
+		return false
+	})
 	ev := l.events()
-	last := ev[len(ev)-1]
-	if last.Result != events.Expired && !(last.Recipient == "app@sender.test") {
-		t.Errorf("last events %+v", ev[len(ev)-2:])
-	}
 	var expired int
 	for _, e := range ev {
 		if e.Result == events.Expired {

@@ -121,8 +121,13 @@ type Engine struct {
 
 	mu       sync.Mutex
 	inflight map[string]bool
-	domains  map[string]int
-	kick     chan struct{}
+	// unsaved holds recipient states an Update could not write (disk
+	// full): they are written before the message is tried again, so a
+	// delivered recipient is not delivered again.
+	unsaved   map[string]map[int]queue.Recipient
+	notBefore map[string]time.Time
+	domains   map[string]int
+	kick      chan struct{}
 }
 
 // New returns an engine for q.
@@ -144,7 +149,7 @@ func New(cfg Config, q *queue.Queue) (*Engine, error) {
 	if cfg.Resolver == nil && cfg.Routes["*"] == "" && cfg.RouteSettings["*"].Addr == "" {
 		return nil, errors.New("delivery: a DNS resolver is needed (or a \"*\" route)")
 	}
-	e := &Engine{cfg: cfg, q: q, inflight: map[string]bool{}, domains: map[string]int{}, kick: make(chan struct{}, 1)}
+	e := &Engine{cfg: cfg, q: q, inflight: map[string]bool{}, unsaved: map[string]map[int]queue.Recipient{}, notBefore: map[string]time.Time{}, domains: map[string]int{}, kick: make(chan struct{}, 1)}
 	e.d = &deliverer{cfg: cfg}
 	return e, nil
 }
@@ -171,7 +176,7 @@ func (e *Engine) Run(ctx context.Context) error {
 		e.mu.Unlock()
 		for _, id := range e.q.DueN(now, want) {
 			e.mu.Lock()
-			busy := e.inflight[id]
+			busy := e.inflight[id] || time.Now().Before(e.notBefore[id])
 			full := len(e.inflight) >= e.cfg.Concurrency
 			if !busy && !full {
 				e.inflight[id] = true
@@ -288,6 +293,9 @@ func (e *Engine) releaseDomain(domain string) {
 
 // process makes one attempt for every due recipient of message id.
 func (e *Engine) process(ctx context.Context, id string) {
+	if !e.saveUnsaved(id) {
+		return
+	}
 	env, err := e.q.Get(id)
 	if err != nil {
 		if !errors.Is(err, queue.ErrNotFound) {
@@ -338,6 +346,35 @@ func (e *Engine) process(ctx context.Context, id string) {
 	}
 }
 
+// saveUnsaved writes recipient states a previous Update could not; false
+// when it still cannot (the message is then left alone for a while).
+func (e *Engine) saveUnsaved(id string) bool {
+	e.mu.Lock()
+	st, ok := e.unsaved[id]
+	e.mu.Unlock()
+	if !ok {
+		return true
+	}
+	err := e.q.Update(id, func(cur *queue.Envelope) error {
+		for i, r := range st {
+			if i < len(cur.Recipients) && cur.Recipients[i].Address == r.Address {
+				cur.Recipients[i] = r
+			}
+		}
+		return nil
+	})
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if err != nil && !errors.Is(err, queue.ErrNotFound) {
+		e.notBefore[id] = time.Now().Add(30 * time.Second)
+		e.cfg.Log.Error("delivery: still cannot record results", "id", id, "err", err)
+		return false
+	}
+	delete(e.unsaved, id)
+	delete(e.notBefore, id)
+	return err == nil
+}
+
 // record applies attempt results to the envelope: notifications first
 // (so a crash can at worst repeat one, never lose one), then the durable
 // state update.
@@ -345,6 +382,7 @@ func (e *Engine) record(env *queue.Envelope, results map[int]outcome, now time.T
 	next := *env
 	next.Recipients = slices.Clone(env.Recipients)
 	var failed, delayed, relayed []dsn.Recipient
+	var failedIdx, delayedIdx []int
 	var evs []events.Event
 	type hook struct {
 		r   queue.Recipient
@@ -369,6 +407,7 @@ func (e *Engine) record(env *queue.Envelope, results map[int]outcome, now time.T
 			r.State, r.DoneAt = queue.StateBounced, now
 			if notifies(r, "FAILURE") {
 				failed = append(failed, dsnRcpt(r, dsn.Failed, o.Result, now))
+				failedIdx = append(failedIdx, i)
 			}
 		default:
 			if !now.Before(expiry) {
@@ -380,6 +419,7 @@ func (e *Engine) record(env *queue.Envelope, results map[int]outcome, now time.T
 				r.State, r.DoneAt, r.LastResponse = queue.StateBounced, now, o.Response
 				if notifies(r, "FAILURE") {
 					failed = append(failed, dsnRcpt(r, dsn.Failed, o.Result, now))
+					failedIdx = append(failedIdx, i)
 				}
 				break
 			}
@@ -394,6 +434,7 @@ func (e *Engine) record(env *queue.Envelope, results map[int]outcome, now time.T
 					d := dsnRcpt(r, dsn.Delayed, o.Result, now)
 					d.WillRetryUntil = expiry
 					delayed = append(delayed, d)
+					delayedIdx = append(delayedIdx, i)
 				}
 			}
 		}
@@ -407,13 +448,23 @@ func (e *Engine) record(env *queue.Envelope, results map[int]outcome, now time.T
 		hooks = append(hooks, hook{*r, o.Result})
 	}
 	if !env.IsDSN && env.From != "" {
-		for _, g := range []struct {
-			rs  []dsn.Recipient
-			ret bool
-		}{{failed, env.Ret == queue.RetFull}, {delayed, false}, {relayed, false}} {
-			if len(g.rs) > 0 {
-				e.notify(env, g.rs, g.ret, now)
+		if len(failed) > 0 && e.notify(env, failed, env.Ret == queue.RetFull, now) != nil {
+			// The bounce could not be queued (disk full): keep these
+			// recipients, so the next attempt bounces (and notifies) again
+			// rather than the sender never hearing of it.
+			for _, i := range failedIdx {
+				r := &next.Recipients[i]
+				r.State, r.DoneAt = queue.StateDeferred, time.Time{}
+				r.NextAttempt = now.Add(e.cfg.Backoff.Initial)
 			}
+		}
+		if len(delayed) > 0 && e.notify(env, delayed, false, now) != nil {
+			for _, i := range delayedIdx {
+				next.Recipients[i].DelayNotified = false
+			}
+		}
+		if len(relayed) > 0 {
+			e.notify(env, relayed, false, now) // logged; the mail itself is delivered
 		}
 	}
 	err := e.q.Update(env.ID, func(cur *queue.Envelope) error {
@@ -424,8 +475,16 @@ func (e *Engine) record(env *queue.Envelope, results map[int]outcome, now time.T
 		}
 		return nil
 	})
-	if err != nil {
+	if err != nil && !errors.Is(err, queue.ErrNotFound) {
 		e.cfg.Log.Error("delivery: record result", "id", env.ID, "err", err)
+		st := map[int]queue.Recipient{}
+		for i := range results {
+			st[i] = next.Recipients[i]
+		}
+		e.mu.Lock()
+		e.unsaved[env.ID] = st
+		e.notBefore[env.ID] = time.Now().Add(30 * time.Second)
+		e.mu.Unlock()
 	}
 	for _, ev := range evs {
 		if e.cfg.Events != nil {
@@ -473,7 +532,7 @@ func dsnRcpt(r *queue.Recipient, a dsn.Action, res Result, now time.Time) dsn.Re
 }
 
 // notify queues a DSN to the sender of env from the null reverse-path.
-func (e *Engine) notify(env *queue.Envelope, rcpts []dsn.Recipient, full bool, now time.Time) {
+func (e *Engine) notify(env *queue.Envelope, rcpts []dsn.Recipient, full bool, now time.Time) error {
 	var orig io.Reader
 	if rc, err := e.q.Content(env.ID); err == nil {
 		defer rc.Close()
@@ -483,16 +542,17 @@ func (e *Engine) notify(env *queue.Envelope, rcpts []dsn.Recipient, full bool, n
 		EnvID: env.EnvID, Arrival: env.Received, Date: now, ReturnFull: full, Recipients: rcpts}, orig)
 	if err != nil {
 		e.cfg.Log.Error("delivery: build DSN", "id", env.ID, "err", err)
-		return
+		return err
 	}
 	n := &queue.Envelope{From: "", IsDSN: true, Stream: env.Stream,
 		Recipients: []queue.Recipient{{Address: env.From, Notify: []string{"NEVER"}}}}
 	id, err := e.q.Enqueue(n, bytes.NewReader(msg))
 	if err != nil {
 		e.cfg.Log.Error("delivery: queue DSN", "id", env.ID, "err", err)
-		return
+		return err
 	}
 	e.cfg.Log.Info("delivery: DSN queued", "id", env.ID, "dsn", id, "action", rcpts[0].Action, "to", env.From)
+	return nil
 }
 
 // DeliverNow makes one delivery attempt of msg, without a queue: the

@@ -38,6 +38,7 @@ const (
 	CodeCNAME             = "dkim.cname"              // the selector name is delegated by CNAME
 	CodeNoSelector        = "dkim.no-selector-found"  // discovery found none of the common selectors
 	CodeWildcard          = "dkim.wildcard"           // *._domainkey answers for any selector
+	CodeLookupFailed      = "dkim.lookup-failed"      // a DNS query failed: the audit is incomplete
 	CodeTruncated         = "dkim.truncated"          // a 255-byte record whose key does not decode
 	CodeSplitRecords      = "dkim.split-records"      // one key published as several TXT records
 	CodeRecordLooksLikeDK = "dkim.not-a-key-record"   // the TXT record is something else (SPF, DMARC…)

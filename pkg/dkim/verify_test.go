@@ -312,3 +312,26 @@ func FuzzVerify(f *testing.F) {
 		}
 	})
 }
+
+func TestMessageFindings(t *testing.T) {
+	pass := dkim.Verification{Result: dkim.ResultPass, Algorithm: "rsa-sha256", KeyBits: 1024, Testing: true}
+	fail := dkim.Verification{Result: dkim.ResultFail, Code: dkim.CodeBodyHashMismatch, Reason: "x"}
+	temp := dkim.Verification{Result: dkim.ResultTempError, Code: dkim.CodeKeyUnavailable, Reason: "x"}
+	for _, tc := range []struct {
+		name       string
+		vs         []dkim.Verification
+		want       string
+		incomplete bool
+	}{
+		{"none", nil, "dkim.no-signature:error", false},
+		{"fail", []dkim.Verification{fail}, "dkim.body-hash-mismatch:error", false},
+		{"fail beside pass", []dkim.Verification{fail, pass}, "dkim.body-hash-mismatch:warning,dkim.testing:info,dkim.key-short:warning", false},
+		{"temperror only", []dkim.Verification{temp}, "dkim.key-unavailable:warning", true},
+		{"temperror and fail", []dkim.Verification{temp, fail}, "dkim.key-unavailable:warning,dkim.body-hash-mismatch:error", false},
+	} {
+		fs, inc := dkim.MessageFindings(tc.vs)
+		if got := codes(fs); got != tc.want || inc != tc.incomplete {
+			t.Errorf("%s: %q incomplete=%v, want %q %v", tc.name, got, inc, tc.want, tc.incomplete)
+		}
+	}
+}
