@@ -3,6 +3,7 @@ package dnsbl
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/netip"
 	"slices"
 	"strings"
@@ -212,7 +213,7 @@ func (c *Checker) plan(targets []Target, infos []TargetInfo) []job {
 	addIP := func(a netip.Addr, from string) {
 		if idx, ok := seen[a]; ok {
 			for _, i := range idx {
-				if from != "" && !contains(jobs[i].from, from) {
+				if from != "" && !slices.Contains(jobs[i].from, from) {
 					jobs[i].from = append(jobs[i].from, from)
 				}
 			}
@@ -238,7 +239,7 @@ func (c *Checker) plan(targets []Target, infos []TargetInfo) []job {
 		if i, ok := seenDomain[d]; ok {
 			if from != "" {
 				for k := i; k < len(jobs) && jobs[k].target == d; k++ {
-					if !contains(jobs[k].from, from) {
+					if !slices.Contains(jobs[k].from, from) {
 						jobs[k].from = append(jobs[k].from, from)
 					}
 				}
@@ -294,23 +295,28 @@ func (c *Checker) plan(targets []Target, infos []TargetInfo) []job {
 	return jobs
 }
 
-func contains(ss []string, s string) bool {
-	for _, x := range ss {
-		if x == s {
-			return true
-		}
-	}
-	return false
+// GiveUpAfter is how many queries in a row a list may leave unanswered
+// (timeouts) before the rest of its queries in the run are not sent: a
+// list that has gone silent would otherwise hold every concurrency slot
+// for the full timeout, query after query. Its remaining results are
+// errors saying so; the other lists are not affected.
+const GiveUpAfter = 10
+
+// silence tracks one list's unanswered queries in a row.
+type silence struct {
+	timeouts atomic.Int32
+	gaveUp   atomic.Bool
 }
 
 // run asks every job with one worker per concurrency slot, so no more
 // goroutines than slots exist however many queries a run has.
 func (c *Checker) run(ctx context.Context, r limited, jobs []job, out []Query) {
 	var (
-		next  atomic.Int64
-		done  atomic.Int64
-		wg    sync.WaitGroup
-		total = len(jobs)
+		next   atomic.Int64
+		done   atomic.Int64
+		wg     sync.WaitGroup
+		total  = len(jobs)
+		silent = make([]silence, len(c.Zones))
 	)
 	workers := min(c.concurrency(), total)
 	for range workers {
@@ -322,7 +328,23 @@ func (c *Checker) run(ctx context.Context, r limited, jobs []job, out []Query) {
 				if i >= total {
 					return
 				}
-				out[i] = lookup(ctx, r, c.Zones[jobs[i].zone], jobs[i])
+				j, sl := jobs[i], &silent[jobs[i].zone]
+				z := c.Zones[j.zone]
+				if sl.gaveUp.Load() {
+					out[i] = Query{Target: j.target, Zone: z.Name, List: z.Title, Name: j.name, From: j.from, Codes: []string{},
+						Kind: KindTimeout, Err: errGaveUp}
+					out[i].Error = fmt.Sprintf("not asked: %s left %d queries in a row unanswered", z.Name, GiveUpAfter)
+				} else {
+					out[i] = lookup(ctx, r, z, j)
+					switch {
+					case out[i].Kind == KindTimeout:
+						if sl.timeouts.Add(1) >= GiveUpAfter {
+							sl.gaveUp.Store(true)
+						}
+					case out[i].Err == nil || errors.Is(out[i].Err, ErrRefused) || errors.Is(out[i].Err, ErrUnexpected):
+						sl.timeouts.Store(0) // it answered
+					}
+				}
 				d := int(done.Add(1))
 				if c.Progress != nil {
 					c.Progress(d, total)
@@ -375,6 +397,8 @@ func addrs(rrs []dns.RR) []netip.Addr {
 	}
 	return out
 }
+
+var errGaveUp = fmt.Errorf("%w: the list stopped answering", dnsclient.ErrTimeout)
 
 func queryKind(err error) string {
 	switch {

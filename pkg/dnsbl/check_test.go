@@ -388,3 +388,45 @@ func TestCheckRegisteredDomain(t *testing.T) {
 		t.Errorf("%+v", q)
 	}
 }
+
+// A list that stops answering is given up after GiveUpAfter timeouts in
+// a row; its other results say so, and the other lists answer as usual.
+func TestGiveUpOnSilentList(t *testing.T) {
+	srv := dnstest.Start(t, lists)
+	tg := targetsOf(t, "192.0.2.64/27")[0]
+	for _, a := range tg.Addrs() {
+		srv.Set(QueryName("bl.spamcop.net", a), 0, dnstest.Timeout)
+	}
+	c := checker(t, srv, "bl.spamcop.net", "b.barracudacentral.org")
+	c.Concurrency = 4
+	start := time.Now()
+	res := c.Check(context.Background(), []Target{tg})
+	took := time.Since(start)
+	asked := 0
+	for _, l := range srv.Log() {
+		if strings.HasSuffix(l, ".bl.spamcop.net. A") {
+			asked++
+		}
+	}
+	if asked >= 32 || asked < GiveUpAfter {
+		t.Errorf("spamcop asked %d times", asked)
+	}
+	if took > 8*300*time.Millisecond { // 32 timeouts at 4 in flight would take 2.4 s
+		t.Errorf("took %v", took)
+	}
+	for _, q := range res.Queries {
+		switch q.Zone {
+		case "bl.spamcop.net":
+			if q.Kind != KindTimeout || q.Listed || !errors.Is(q.Err, dnsclient.ErrTimeout) {
+				t.Errorf("%+v", q)
+			}
+		default:
+			if q.Err != nil {
+				t.Errorf("barracuda: %+v", q)
+			}
+		}
+	}
+	if res.Summary.Errors != 32 || res.Summary.Clean != 32 {
+		t.Errorf("%+v", res.Summary)
+	}
+}
