@@ -92,6 +92,7 @@ type spfEvaluation struct {
 	Lookups     int        `json:"lookups"`
 	VoidLookups int        `json:"void_lookups"`
 	Error       string     `json:"error,omitempty"`
+	Trace       []spf.Step `json:"trace"`
 }
 
 func spfRun(ctx context.Context, o *SPFOptions) error {
@@ -152,7 +153,10 @@ func spfRun(ctx context.Context, o *SPFOptions) error {
 		ev := &spfEvaluation{
 			IP: ip.String(), Domain: domain, Sender: o.Sender, HELO: o.HELO,
 			Result: oc.Result, Mechanism: oc.Matched, Explanation: oc.Explanation,
-			Lookups: oc.Lookups, VoidLookups: oc.VoidLookups,
+			Lookups: oc.Lookups, VoidLookups: oc.VoidLookups, Trace: oc.Trace,
+		}
+		if ev.Trace == nil {
+			ev.Trace = []spf.Step{}
 		}
 		if oc.Matched != "" {
 			ev.MatchedIn = oc.Domain
@@ -193,8 +197,12 @@ func writeSPFHuman(w io.Writer, st *cmdutil.Styles, rep *report.Report, r *spfRe
 	if ev := r.Evaluation; ev != nil {
 		fmt.Fprintln(w)
 		fmt.Fprintf(w, "%s %s\n", st.Bold.Render("check_host("+ev.IP+", "+ev.Domain+")"), resultWord(st, ev.Result))
+		label := "matched"
+		if ev.Result == spf.PermError || ev.Result == spf.TempError {
+			label = "stopped at"
+		}
 		if ev.Mechanism != "" {
-			fmt.Fprintf(w, "  %-12s%s %s\n", "matched", ev.Mechanism, st.Dim.Render("in "+ev.MatchedIn))
+			fmt.Fprintf(w, "  %-12s%s %s\n", label, ev.Mechanism, st.Dim.Render("in "+ev.MatchedIn))
 		} else {
 			fmt.Fprintf(w, "  %-12s%s\n", "matched", st.Dim.Render("nothing (default result)"))
 		}
@@ -217,6 +225,25 @@ func writeSPFHuman(w io.Writer, st *cmdutil.Styles, rep *report.Report, r *spfRe
 			}
 		}
 		fmt.Fprintf(w, "  %-12s%d DNS-querying terms, %d void\n", "lookups", ev.Lookups, ev.VoidLookups)
+		if len(ev.Trace) > 0 {
+			fmt.Fprintf(w, "  %s\n", "evaluated")
+			for _, step := range ev.Trace {
+				term := step.Term
+				if step.Depth == 0 && len(ev.Trace) > 0 && ev.Trace[0].Domain != step.Domain {
+					term += " (" + step.Domain + ")"
+				}
+				res := step.Result
+				switch res {
+				case "match":
+					res = st.Pass.Render(res)
+				case "no match", "follow":
+					res = st.Dim.Render(res)
+				default:
+					res = st.Fail.Render(res)
+				}
+				line(w, st, "  "+strings.Repeat("  ", step.Depth), term, "", res)
+			}
+		}
 	}
 	if len(rep.Findings) > 0 {
 		fmt.Fprintln(w)

@@ -121,12 +121,23 @@ func TestCheckSPFEvaluate(t *testing.T) {
 				Result      string `json:"result"`
 				Mechanism   string `json:"mechanism"`
 				Explanation string `json:"explanation"`
+				Trace       []struct {
+					Term   string `json:"term"`
+					Result string `json:"result"`
+				} `json:"trace"`
 			} `json:"evaluation"`
 		}
 		if err := json.Unmarshal(r.Envelope(t).Result, &res); err != nil {
 			t.Fatal(err)
 		}
 		ev := res.Evaluation
+		traced := false
+		for _, st := range ev.Trace {
+			traced = traced || (st.Term == tc.mechanism && st.Result == "match")
+		}
+		if tc.mechanism != "" && !traced {
+			t.Errorf("%v: trace %+v does not show %q matching", tc.args, ev.Trace, tc.mechanism)
+		}
 		if ev.Result != tc.result || ev.Mechanism != tc.mechanism || ev.Explanation != tc.explaining {
 			t.Errorf("%v: evaluation %+v, want %s %q %q", tc.args, ev, tc.result, tc.mechanism, tc.explaining)
 		}

@@ -4,6 +4,7 @@
 package send
 
 import (
+	"errors"
 	"fmt"
 	"os"
 	"strings"
@@ -29,6 +30,8 @@ const (
 	// never a flag.
 	KeyPassword = "password"
 )
+
+var errNoPassword = errors.New("no password")
 
 // DefaultServer is the local relay's submission port.
 const DefaultServer = "localhost:587"
@@ -97,7 +100,7 @@ func (r *RelayFlags) Options(f *cmdutil.Factory) (submit.Options, error) {
 		return o, cmdutil.Usagef("a password is set but no --user")
 	}
 	if o.Username != "" && o.Password == "" {
-		return o, cmdutil.Usagef("--user %s needs a password: --password-file FILE or RELAYCTL_PASSWORD", o.Username)
+		return o, &cmdutil.UsageError{Err: fmt.Errorf("%w: --user %s needs one: --password-file FILE or RELAYCTL_PASSWORD", errNoPassword, o.Username)}
 	}
 	return o, nil
 }

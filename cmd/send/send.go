@@ -7,11 +7,14 @@ import (
 	"io"
 	"os"
 	"strings"
+	"time"
 
 	"github.com/spf13/cobra"
 
 	"github.com/relayctl/relayctl/cmd/cmdutil"
 	"github.com/relayctl/relayctl/pkg/compose"
+	"github.com/relayctl/relayctl/pkg/delivery"
+	"github.com/relayctl/relayctl/pkg/events"
 	"github.com/relayctl/relayctl/pkg/report"
 	"github.com/relayctl/relayctl/pkg/submit"
 )
@@ -25,6 +28,9 @@ type Options struct {
 	EML                                              string
 	ExtractRecipients                                bool
 	Relay                                            RelayFlags
+	// Direct delivers to the recipients' MX hosts instead of the relay.
+	Direct       bool
+	DeliveryPort int
 }
 
 // NewCmdSend is `relayctl send`. runF replaces the run function in tests.
@@ -43,9 +49,13 @@ stdin is not a terminal. --html adds an HTML alternative; --attach adds files
 (MIME type from the extension, else sniffed). Non-ASCII headers are encoded
 (RFC 2047). A CR or LF inside any field is refused (exit 2).
 
+With --direct there is no relay: the message goes straight to each
+recipient domain's MX hosts (RFC 5321 §5) with the relay's delivery engine,
+STARTTLS when offered, one attempt, no queue, no retries.
+
 Prints each recipient's outcome and the server's reply. Exit codes: 0 all
 accepted, 1 a recipient or the message was refused, 2 bad input, 3 the server
-could not be reached (or refused temporarily).`,
+could not be reached (or refused temporarily: try again later).`,
 		Example: `  relayctl send --from app@example.com --to user@example.org \
       --subject "Your receipt" --body-file receipt.txt --attach receipt.pdf
   echo "disk almost full" | relayctl send --from cron@example.com --to ops@example.com --subject "df"
@@ -73,6 +83,8 @@ could not be reached (or refused temporarily).`,
 	fs.StringVar(&o.EML, "eml", "", "send a ready message from FILE (- for stdin) instead of composing one")
 	fs.BoolVarP(&o.ExtractRecipients, "extract-recipients", "t", false, "with --eml: also send to the message's To, Cc and Bcc (Bcc is removed)")
 	o.Relay.Bind(fs)
+	fs.BoolVar(&o.Direct, "direct", false, "deliver now to the recipients' MX hosts with the relay's delivery engine (no relay, no queue, one attempt)")
+	fs.IntVar(&o.DeliveryPort, "delivery-port", 25, "with --direct: port on the MX hosts (labs and tests)")
 	return cmd
 }
 
@@ -243,12 +255,15 @@ func sendRun(ctx context.Context, o *Options) error {
 	if err != nil {
 		return err
 	}
+	if ctx == nil {
+		ctx = context.Background()
+	}
+	if o.Direct {
+		return o.direct(ctx, p)
+	}
 	sopts, err := o.Relay.Options(f)
 	if err != nil {
 		return err
-	}
-	if ctx == nil {
-		ctx = context.Background()
 	}
 	res, err := submit.Send(ctx, sopts, p.From, p.Rcpts, p.Data)
 	rep := report.New("send", strings.Join(p.Rcpts, ","))
@@ -325,4 +340,89 @@ func WriteHuman(w io.Writer, st *cmdutil.Styles, res *submit.Result, err error) 
 	if res.Data != nil && res.Refused() < len(res.Recipients) {
 		fmt.Fprintf(w, "%s %s\n", st.Bold.Render("queued "), res.Data)
 	}
+}
+
+// DirectResult is the --json result of send --direct.
+type DirectResult struct {
+	MessageID  string            `json:"message_id,omitempty"`
+	From       string            `json:"from"`
+	Recipients []delivery.Result `json:"recipients"`
+}
+
+// direct delivers p to the recipients' MX hosts, one attempt each.
+//
+//	send.accepted    info     the receiver took the message (2xx)
+//	send.refused     error    the receiver refused it permanently (5xx, no MX, null MX)
+//	send.unreachable warning  no answer, or a temporary refusal (4xx): report
+//	                          incomplete (exit 3), try again later
+func (o *Options) direct(ctx context.Context, p *Prepared) error {
+	f := o.F
+	if o.Relay.fs != nil {
+		for _, name := range []string{"server", "user", "password-file", "tls"} {
+			if o.Relay.fs.Changed(name) {
+				return cmdutil.Usagef("--%s is for the relay; --direct delivers to the MX hosts", name)
+			}
+		}
+	}
+	if o.DeliveryPort <= 0 || o.DeliveryPort > 65535 {
+		return cmdutil.Usagef("--delivery-port: %d is not a port", o.DeliveryPort)
+	}
+	res, err := f.Resolver()
+	if err != nil {
+		return err
+	}
+	sopts, err := o.Relay.Options(f)
+	if err != nil && !errors.Is(err, errNoPassword) {
+		return err
+	}
+	cfg := delivery.Config{
+		Hostname:           sopts.Hello,
+		Resolver:           res,
+		Port:               o.DeliveryPort,
+		RequireTLS:         sopts.RequireTLS,
+		InsecureSkipVerify: sopts.InsecureSkipVerify,
+		DialTimeout:        30 * time.Second,
+		CommandTimeout:     2 * time.Minute,
+	}
+	results := delivery.DeliverNow(ctx, cfg, p.From, p.Rcpts, p.Data)
+	rep := report.New("send", strings.Join(p.Rcpts, ","))
+	rep.Result = DirectResult{MessageID: p.MessageID, From: p.From, Recipients: results}
+	for _, r := range results {
+		reply := strings.TrimSpace(r.Response)
+		switch r.Outcome {
+		case events.Delivered:
+			rep.Info("send.accepted", "%s: %s (%s)", r.Recipient, reply, r.Host)
+		case events.Bounced:
+			rep.Error("send.refused", "%s: %s", r.Recipient, reply)
+		default:
+			rep.Warn("send.unreachable", "%s: %s; try again later", r.Recipient, reply)
+			rep.Incomplete = true
+		}
+	}
+	return f.Output(rep, func(w io.Writer, st *cmdutil.Styles) error {
+		for _, r := range results {
+			var mark string
+			switch r.Outcome {
+			case events.Delivered:
+				mark = st.Pass.Render("delivered")
+			case events.Bounced:
+				mark = st.Fail.Render("refused  ")
+			default:
+				mark = st.Warn.Render("deferred ")
+			}
+			host := r.Host
+			if host != "" {
+				if r.TLS {
+					host += " (TLS)"
+				} else {
+					host += " (no TLS)"
+				}
+			}
+			fmt.Fprintf(w, "%s %s  %s\n", mark, r.Recipient, st.Dim.Render(host))
+			for _, l := range cmdutil.Wrap(strings.TrimSpace(r.Response), cmdutil.Width-12) {
+				fmt.Fprintf(w, "%10s  %s\n", "", st.Dim.Render(l))
+			}
+		}
+		return nil
+	})
 }

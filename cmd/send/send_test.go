@@ -16,6 +16,7 @@ import (
 
 	"github.com/relayctl/relayctl/cmd"
 	"github.com/relayctl/relayctl/cmd/cmdtest"
+	"github.com/relayctl/relayctl/pkg/dnstest"
 	"github.com/relayctl/relayctl/pkg/smtptest"
 )
 
@@ -271,5 +272,50 @@ func TestArgv0Sendmail(t *testing.T) {
 	}
 	if got := cmd.Args("relayctl", []string{"send"}); strings.Join(got, " ") != "send" {
 		t.Errorf("%v", got)
+	}
+}
+
+func TestSendDirect(t *testing.T) {
+	mx := smtptest.Start(t, smtptest.Options{StartTLS: true})
+	mx.SetHook(func(c, arg string) error {
+		switch {
+		case c == "RCPT" && arg == "gone@dest.test":
+			return smtptest.Reply(550, [3]int{5, 1, 1}, "no such user")
+		case c == "RCPT" && arg == "busy@dest.test":
+			return smtptest.Reply(451, [3]int{4, 2, 1}, "mailbox busy")
+		}
+		return nil
+	})
+	_, port, _ := net.SplitHostPort(mx.Addr)
+	dns := dnstest.Start(t, "dest.test. IN MX 10 mx.dest.test.\nmx.dest.test. IN A 127.0.0.1\n")
+	base := []string{"--resolver", dns.Addr(), "send", "--direct", "--delivery-port", port, "--from", "a@example.com", "--subject", "direct", "--body", "hi"}
+
+	r := cmdtest.Run(t, append(base, "--to", "ok@dest.test")...)
+	if r.Code != 0 || !strings.Contains(r.Stdout, "delivered ok@dest.test  mx.dest.test (TLS)") {
+		t.Fatalf("exit %d\n%s%s", r.Code, r.Stdout, r.Stderr)
+	}
+	if got := mx.Wait(t, 1, 5*time.Second)[0]; got.To[0] != "ok@dest.test" || !got.TLS {
+		t.Errorf("received %+v", got)
+	}
+
+	r = cmdtest.Run(t, append([]string{"--json"}, append(base, "--to", "gone@dest.test", "--to", "busy@dest.test")...)...)
+	if r.Code != 1 {
+		t.Fatalf("exit %d\n%s%s", r.Code, r.Stdout, r.Stderr)
+	}
+	e := r.Envelope(t)
+	if !e.Has("send.refused") || !e.Has("send.unreachable") || !strings.Contains(r.Stdout, "550 5.1.1 no such user") {
+		t.Errorf("%s", r.Stdout)
+	}
+
+	r = cmdtest.Run(t, append(base, "--to", "busy@dest.test")...)
+	if r.Code != 3 || !strings.Contains(r.Stdout, "deferred  busy@dest.test") {
+		t.Errorf("temporary only: exit %d\n%s", r.Code, r.Stdout)
+	}
+	r = cmdtest.Run(t, append(base, "--to", "x@nxdomain.test")...)
+	if r.Code != 1 {
+		t.Errorf("no such domain: exit %d\n%s", r.Code, r.Stdout)
+	}
+	if r := cmdtest.Run(t, append(base, "--to", "ok@dest.test", "--server", "x:25")...); r.Code != 2 {
+		t.Errorf("--server with --direct: exit %d", r.Code)
 	}
 }

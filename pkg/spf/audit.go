@@ -675,7 +675,11 @@ func head(s string) string {
 // complete).
 func OutcomeFinding(ip net.IP, domain string, o Outcome) (f report.Finding, incomplete bool) {
 	what := fmt.Sprintf("check_host(%s, %s) = %s", ip, domain, o.Result)
-	if o.Matched != "" {
+	switch {
+	case o.Matched == "":
+	case o.Result == PermError || o.Result == TempError:
+		what += fmt.Sprintf(" (stopped at %q in %s)", o.Matched, o.Domain)
+	default:
 		what += fmt.Sprintf(" (matched %q in %s)", o.Matched, o.Domain)
 	}
 	if o.Err != nil {

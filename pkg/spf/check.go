@@ -73,7 +73,23 @@ type Outcome struct {
 	VoidLookups int    `json:"void_lookups"`
 	// Err is the cause of temperror and permerror (and of none).
 	Err error `json:"-"`
+	// Trace lists the terms evaluated, in order; an include's or
+	// redirect's own terms follow it one level deeper.
+	Trace []Step `json:"trace,omitempty"`
 }
+
+// Step is one evaluated term.
+type Step struct {
+	Depth  int    `json:"depth"`
+	Domain string `json:"domain"`
+	Term   string `json:"term"`
+	// Result is "match", "no match", or the result that ended the
+	// evaluation there (permerror, temperror).
+	Result string `json:"result"`
+}
+
+// maxTrace bounds the trace of a hostile record.
+const maxTrace = 500
 
 // evalError ends evaluation with a result (temperror or permerror).
 type evalError struct {
@@ -98,6 +114,23 @@ type eval struct {
 	maxV     int
 	now      time.Time
 	validFor map[string]string // %{p} per domain
+	trace    []Step
+}
+
+// step records a term about to be evaluated and returns its index (or
+// -1 once the trace is full); done fills in its result.
+func (e *eval) step(depth int, domain, term string) int {
+	if len(e.trace) >= maxTrace {
+		return -1
+	}
+	e.trace = append(e.trace, Step{Depth: depth, Domain: domain, Term: term})
+	return len(e.trace) - 1
+}
+
+func (e *eval) done(i int, result string) {
+	if i >= 0 {
+		e.trace[i].Result = result
+	}
 }
 
 // CheckHost runs check_host(<ip>, <domain>, <sender>) (RFC 7208 §4). An
@@ -134,8 +167,8 @@ func (c *Checker) CheckHost(ctx context.Context, ip net.IP, domain, sender strin
 	if e.ip == nil || (e.ip.To4() == nil && e.ip.To16() == nil) {
 		return Outcome{Result: PermError, Domain: domain, Err: fmt.Errorf("spf: invalid IP address")}
 	}
-	o := e.checkHost(domain, false)
-	o.Lookups, o.VoidLookups = e.lookups, e.voids
+	o := e.checkHost(domain, false, 0)
+	o.Lookups, o.VoidLookups, o.Trace = e.lookups, e.voids, e.trace
 	return o
 }
 
@@ -250,7 +283,7 @@ func (e *NoRecordError) Is(target error) bool { return target == ErrNoRecord }
 
 // checkHost evaluates one record. inInclude suppresses the explanation
 // (RFC 7208 §5.2: an included record's exp= is not used).
-func (e *eval) checkHost(domain string, inInclude bool) Outcome {
+func (e *eval) checkHost(domain string, inInclude bool, depth int) Outcome {
 	out := Outcome{Domain: domain}
 	if !ValidDomain(domain) { // RFC 7208 §4.3
 		out.Result, out.Err = None, fmt.Errorf("%w: %q", ErrInvalidDomain, domain)
@@ -275,35 +308,44 @@ func (e *eval) checkHost(domain string, inInclude bool) Outcome {
 		if m.Kind == "all" {
 			hasAll = true
 		}
-		match, err := e.mechanism(m, domain)
+		st := e.step(depth, domain, m.Term)
+		match, err := e.mechanism(m, domain, depth)
 		if err != nil {
 			var ee *evalError
 			if errors.As(err, &ee) {
 				out.Result, out.Err, out.Matched = ee.res, ee.err, m.Term
-				return out
+			} else {
+				out.Result, out.Err, out.Matched = PermError, err, m.Term
 			}
-			out.Result, out.Err, out.Matched = PermError, err, m.Term
+			e.done(st, string(out.Result))
 			return out
 		}
-		if match {
-			out.Result, out.Matched = m.Result(), m.Term
-			if out.Result == Fail && !inInclude {
-				out.Explanation = e.explain(rec, domain)
-			}
-			return out
+		if !match {
+			e.done(st, "no match")
+			continue
 		}
+		e.done(st, "match")
+		out.Result, out.Matched = m.Result(), m.Term
+		if out.Result == Fail && !inInclude {
+			out.Explanation = e.explain(rec, domain)
+		}
+		return out
 	}
 	if rec.Redirect != "" && !hasAll { // RFC 7208 §6.1: ignored when "all" is present
+		st := e.step(depth, domain, "redirect="+rec.Redirect)
 		if err := e.count(); err != nil {
 			out.Result, out.Err, out.Matched = PermError, err, "redirect="+rec.Redirect
+			e.done(st, string(out.Result))
 			return out
 		}
 		target, err := e.target(rec.Redirect, domain)
 		if err != nil || !ValidDomain(target) {
 			out.Result, out.Err, out.Matched = PermError, fmt.Errorf("%w: redirect=%s", ErrInvalidDomain, rec.Redirect), "redirect="+rec.Redirect
+			e.done(st, string(out.Result))
 			return out
 		}
-		sub := e.checkHost(target, inInclude)
+		e.done(st, "follow")
+		sub := e.checkHost(target, inInclude, depth+1)
 		if sub.Result == None { // §6.1
 			sub.Result, sub.Err = PermError, fmt.Errorf("%w: %s", ErrRedirectNone, target)
 		}
@@ -424,7 +466,7 @@ func (e *eval) matchAddrs(name string, m Mechanism, countVoid bool) (bool, error
 	return false, nil
 }
 
-func (e *eval) mechanism(m Mechanism, domain string) (bool, error) {
+func (e *eval) mechanism(m Mechanism, domain string, depth int) (bool, error) {
 	if m.CausesLookup() {
 		if err := e.count(); err != nil {
 			return false, err
@@ -489,7 +531,7 @@ func (e *eval) mechanism(m Mechanism, domain string) (bool, error) {
 		if !ValidDomain(target) {
 			return false, permErr(fmt.Errorf("%w: include:%s", ErrInvalidDomain, target))
 		}
-		sub := e.checkHost(target, true)
+		sub := e.checkHost(target, true, depth+1)
 		switch sub.Result {
 		case Pass:
 			return true, nil

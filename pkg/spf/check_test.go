@@ -63,3 +63,31 @@ dns.example.com.  TXT "v=spf1 a:down.example.com -all"
 		t.Fatalf("nil resolver: %+v", o)
 	}
 }
+
+func TestCheckHostTrace(t *testing.T) {
+	c, _ := checker(t, `
+example.com.      TXT "v=spf1 ip4:192.0.2.0/24 include:_spf.example.net redirect=r.example.org"
+_spf.example.net. TXT "v=spf1 ip4:198.51.100.0/24 -all"
+r.example.org.    TXT "v=spf1 ~all"
+`)
+	o := c.CheckHost(context.Background(), net.ParseIP("203.0.113.1"), "example.com", "")
+	if o.Result != spf.SoftFail || o.Domain != "r.example.org" || o.Matched != "~all" {
+		t.Fatalf("%+v", o)
+	}
+	want := []spf.Step{
+		{0, "example.com", "ip4:192.0.2.0/24", "no match"},
+		{0, "example.com", "include:_spf.example.net", "no match"},
+		{1, "_spf.example.net", "ip4:198.51.100.0/24", "no match"},
+		{1, "_spf.example.net", "-all", "match"},
+		{0, "example.com", "redirect=r.example.org", "follow"},
+		{1, "r.example.org", "~all", "match"},
+	}
+	if len(o.Trace) != len(want) {
+		t.Fatalf("trace %+v", o.Trace)
+	}
+	for i := range want {
+		if o.Trace[i] != want[i] {
+			t.Errorf("step %d = %+v, want %+v", i, o.Trace[i], want[i])
+		}
+	}
+}
