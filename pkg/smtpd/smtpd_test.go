@@ -625,3 +625,26 @@ func TestBDAT(t *testing.T) {
 		t.Fatalf("queued %d, want 1", len(envs))
 	}
 }
+
+// TestDataTimeout: a client that stalls inside DATA is cut off after
+// DataTimeout with a 4xx, and nothing is queued.
+func TestDataTimeout(t *testing.T) {
+	ts := startServer(t, Config{TrustedNetworks: loopbackNets(t), DataTimeout: 150 * time.Millisecond}, serverOpts{})
+	r := dialRaw(t, ts.Addr)
+	r.expect("220 ")
+	r.write("EHLO x\r\nMAIL FROM:<a@example.com>\r\nRCPT TO:<b@dest.test>\r\nDATA\r\n")
+	for range 4 {
+		r.reply()
+	}
+	r.write("From: a@example.com\r\n\r\nhalf a message")
+	start := time.Now()
+	if got := r.reply(); got[0] != '4' {
+		t.Fatalf("stalled DATA answered %q", got)
+	}
+	if d := time.Since(start); d > 5*time.Second {
+		t.Errorf("cut off after %v", d)
+	}
+	if envs, _ := ts.messages(t); len(envs) != 0 {
+		t.Fatal("a cut-off message was queued")
+	}
+}
