@@ -96,6 +96,7 @@ type userEntry struct {
 type limitsEntry struct {
 	MaxMessageBytes   int64         `mapstructure:"max_message_bytes"`
 	MaxRecipients     int           `mapstructure:"max_recipients"`
+	MaxBufferedBytes  int64         `mapstructure:"max_buffered_bytes"`
 	MaxConnections    int           `mapstructure:"max_connections"`
 	MaxConnsPerIP     int           `mapstructure:"max_connections_per_ip"`
 	MaxAuthFailures   int           `mapstructure:"max_auth_failures"`
@@ -168,6 +169,7 @@ func LoadConfig(v *viper.Viper) (Config, error) {
 		InsecureAuth:      fc.InsecureAuth,
 		MaxMessageBytes:   fc.Limits.MaxMessageBytes,
 		MaxRecipients:     fc.Limits.MaxRecipients,
+		MaxBufferedBytes:  fc.Limits.MaxBufferedBytes,
 		MaxConns:          fc.Limits.MaxConnections,
 		MaxConnsPerIP:     fc.Limits.MaxConnsPerIP,
 		MaxAuthFailures:   fc.Limits.MaxAuthFailures,

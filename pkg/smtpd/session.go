@@ -9,6 +9,7 @@ import (
 	"io"
 	"net"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/emersion/go-sasl"
@@ -33,6 +34,7 @@ var (
 	errStorage            = &smtp.SMTPError{Code: 452, EnhancedCode: smtp.EnhancedCode{4, 3, 1}, Message: "Insufficient system storage, try again later"}
 	errQueue              = &smtp.SMTPError{Code: 451, EnhancedCode: smtp.EnhancedCode{4, 3, 0}, Message: "Could not queue the message, try again later"}
 	errSigning            = &smtp.SMTPError{Code: 451, EnhancedCode: smtp.EnhancedCode{4, 3, 0}, Message: "Could not sign the message, try again later"}
+	errBusy               = &smtp.SMTPError{Code: 451, EnhancedCode: smtp.EnhancedCode{4, 3, 2}, Message: "Server busy, try again later"}
 	errReadData           = &smtp.SMTPError{Code: 451, EnhancedCode: smtp.EnhancedCode{4, 3, 0}, Message: "Error reading message data"}
 )
 
@@ -250,7 +252,13 @@ func (ss *session) Data(r io.Reader) error {
 	if ss.tc != nil {
 		_ = ss.conn.Conn().SetReadDeadline(time.Now().Add(cfg.DataTimeout))
 	}
-	msg, err := io.ReadAll(io.LimitReader(r, cfg.MaxMessageBytes+1))
+	br := &budgetReader{r: io.LimitReader(r, cfg.MaxMessageBytes+1), total: &ss.s.buffered, limit: cfg.MaxBufferedBytes}
+	defer br.release()
+	msg, err := io.ReadAll(br)
+	if errors.Is(err, errBusy) {
+		ss.s.log.Warn("message refused: too much message data in memory", "client", ss.ipS, "max_buffered_bytes", cfg.MaxBufferedBytes)
+		return errBusy
+	}
 	if err != nil {
 		var serr *smtp.SMTPError
 		if errors.As(err, &serr) {
@@ -429,3 +437,25 @@ func (ss *session) Logout() error {
 	}
 	return nil
 }
+
+// budgetReader counts what a session reads into memory against the
+// server-wide MaxBufferedBytes; release gives it back.
+type budgetReader struct {
+	r     io.Reader
+	total *atomic.Int64
+	limit int64
+	n     int64
+}
+
+func (b *budgetReader) Read(p []byte) (int, error) {
+	n, err := b.r.Read(p)
+	if n > 0 {
+		b.n += int64(n)
+		if b.total.Add(int64(n)) > b.limit {
+			return n, errBusy
+		}
+	}
+	return n, err
+}
+
+func (b *budgetReader) release() { b.total.Add(-b.n) }
