@@ -160,6 +160,11 @@ func zones(o *Options) ([]dnsbl.Zone, error) {
 	if err != nil {
 		return nil, cmdutil.Usagef("--dqs-key: %v", err)
 	}
+	for _, z := range zs {
+		if z.NeedsDQSKey() {
+			return nil, cmdutil.Usagef("%s is served only through the Spamhaus Data Query Service: give --dqs-key", z.Name)
+		}
+	}
 	return zs, nil
 }
 

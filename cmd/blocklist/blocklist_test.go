@@ -122,7 +122,7 @@ func TestExitCodes(t *testing.T) {
 func TestBadTargets(t *testing.T) {
 	for _, args := range [][]string{
 		{"999.1.1.1"}, {"1.2.3"}, {""}, {"10.0.0.0/8"}, {"2001:db8::/64"}, {},
-		{"192.0.2.1", "--zones", "bad zone"}, {"192.0.2.1", "--dqs-key", "no.dots"}, {"192.0.2.1", "--concurrency", "0"},
+		{"192.0.2.1", "--zones", "bad zone"}, {"192.0.2.1", "--dqs-key", "no.dots"}, {"192.0.2.1", "--concurrency", "0"}, {"192.0.2.1", "--add-zones", "zrd.dq.spamhaus.net"},
 	} {
 		r := cmdtest.Run(t, append([]string{"blocklist", "--resolver", "127.0.0.1:1"}, args...)...)
 		if r.Code != 2 || strings.Count(strings.TrimSpace(r.Stderr), "\n") != 0 || !strings.HasPrefix(r.Stderr, "relayctl: ") {

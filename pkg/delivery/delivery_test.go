@@ -723,3 +723,32 @@ func kill9Child(t *testing.T) {
 	defer cancel()
 	e.Run(ctx) // killed long before
 }
+
+// RFC 5321 §5.1: when we are an MX of the domain only more preferred hosts
+// are tried; when we are the best, the mail would loop and bounces.
+func TestSelfMX(t *testing.T) {
+	port := freePort(t)
+	mx1 := startSink(t, sinkOpts{ip: "127.0.0.2", port: port})
+	l := newLab(t, labZone, port)
+	l.cfg.Hostname = "mx2.example.test" // we are the backup MX
+	res := DeliverNow(context.Background(), l.cfg, "a@sender.test", []string{"x@example.test"}, []byte(testMsg))
+	if res[0].Outcome != events.Delivered || res[0].Host != "mx1.example.test" || len(mx1.messages()) != 1 {
+		t.Fatalf("backup MX: %+v", res[0])
+	}
+	l.cfg.Hostname = "mx1.example.test" // we are the best MX
+	res = DeliverNow(context.Background(), l.cfg, "a@sender.test", []string{"x@example.test"}, []byte(testMsg))
+	if res[0].Outcome != events.Bounced || res[0].Enhanced != "5.4.6" {
+		t.Fatalf("best MX: %+v", res[0])
+	}
+}
+
+// RFC 1870: a message over the receiver's advertised SIZE bounces without
+// being sent.
+func TestSizeLimit(t *testing.T) {
+	s := startSink(t, sinkOpts{maxBytes: 10})
+	cfg := Config{Hostname: "relay.test", Routes: map[string]string{"*": s.Addr}, DialTimeout: time.Second, CommandTimeout: 5 * time.Second}
+	res := DeliverNow(context.Background(), cfg, "a@b.test", []string{"x@y.test"}, []byte(testMsg))
+	if res[0].Outcome != events.Bounced || res[0].Enhanced != "5.3.4" || len(s.messages()) != 0 {
+		t.Fatalf("result %+v", res[0])
+	}
+}

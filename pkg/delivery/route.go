@@ -145,13 +145,23 @@ func (d *deliverer) route(ctx context.Context, domain string) ([]target, *failur
 		}
 		return hosts[i].r < hosts[j].r
 	})
+	// RFC 5321 §5.1: if we are one of the MX hosts, only the more
+	// preferred ones may be tried; if there are none, the mail loops.
+	for i, h := range hosts {
+		if strings.EqualFold(h.name, d.cfg.Hostname) && !implicit {
+			hosts = hosts[:i]
+			for len(hosts) > 0 && hosts[len(hosts)-1].pref >= h.pref {
+				hosts = hosts[:len(hosts)-1]
+			}
+			if len(hosts) == 0 {
+				return nil, permFail("5.4.6", "mail for %s loops back to myself (%s is its best MX)", domain, d.cfg.Hostname)
+			}
+			break
+		}
+	}
 	var out []target
 	var tempErr error
 	for _, h := range hosts {
-		if strings.EqualFold(h.name, d.cfg.Hostname) {
-			// RFC 5321 §5.1: never deliver to ourselves through our own MX.
-			continue
-		}
 		ips, err := d.lookupHost(ctx, h.name)
 		if err != nil {
 			tempErr = err

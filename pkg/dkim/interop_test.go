@@ -327,3 +327,46 @@ func TestInteropOpenDKIM(t *testing.T) {
 		t.Error("dkimpy does not verify opendkim-testmsg's signature")
 	}
 }
+
+// TestInteropOpenDKIMTestkey: opendkim-testkey fetches a key published
+// from relayctl keygen's zone line (through libunbound, pointed at the
+// test DNS server with an unbound configuration file) and confirms it
+// matches the private key keygen wrote.
+func TestInteropOpenDKIMTestkey(t *testing.T) {
+	if _, err := exec.LookPath("opendkim-testkey"); err != nil {
+		t.Skip("opendkim-tools is not installed (installed by .ci/deps); skipping")
+	}
+	dir := t.TempDir()
+	key, err := dkim.GenerateKey(dkim.AlgoRSA, 2048)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pemBytes, _ := dkim.MarshalPrivateKey(key)
+	keyFile := filepath.Join(dir, "s1.example.com.pem")
+	if err := dkim.WriteKeyFile(keyFile, pemBytes, false); err != nil {
+		t.Fatal(err)
+	}
+	rec, _ := dkim.NewRecord("s1", "example.com", key.Public())
+	other, _ := dkim.GenerateKey(dkim.AlgoRSA, 2048)
+	wrong, _ := dkim.NewRecord("wrong", "example.com", other.Public())
+	_, r := serve(t, rec.ZoneLine+"\n"+wrong.ZoneLine+"\n")
+	host, port, _ := strings.Cut(r.Servers()[0], ":")
+
+	unboundConf := filepath.Join(dir, "unbound.conf")
+	os.WriteFile(unboundConf, []byte(fmt.Sprintf("server:\n  do-not-query-localhost: no\n  module-config: \"iterator\"\nforward-zone:\n  name: \".\"\n  forward-addr: %s@%s\n", host, port)), 0o644)
+	conf := filepath.Join(dir, "opendkim.conf")
+	os.WriteFile(conf, []byte("ResolverConfiguration "+unboundConf+"\n"), 0o644)
+
+	testkey := func(sel string) (string, error) {
+		out, err := exec.Command("opendkim-testkey", "-x", conf, "-d", "example.com", "-s", sel, "-k", keyFile, "-vvv").CombinedOutput()
+		return string(out), err
+	}
+	out, err := testkey("s1")
+	if err != nil || !strings.Contains(out, "key OK") {
+		t.Fatalf("opendkim-testkey on keygen's record: %v\n%s", err, out)
+	}
+	out, err = testkey("wrong")
+	if err == nil || !strings.Contains(out, "keys do not match") {
+		t.Errorf("opendkim-testkey accepted a record for another key:\n%s", out)
+	}
+}

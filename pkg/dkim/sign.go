@@ -221,24 +221,67 @@ func ParseCanon(s string) (header, body string, err error) {
 	return h, b, nil
 }
 
-func (o SignOptions) msgauth(fields []string) (*msgdkim.SignOptions, error) {
+// Validate checks the options without a message: domain, selector, key
+// (RSA of at least 1024 bits or Ed25519), canonicalizations, the header
+// list (must name From) and the identifier. The relay calls it when it
+// loads its configuration, so a bad entry fails at start, not per message.
+func (o SignOptions) Validate() error {
 	if o.Domain == "" || o.Selector == "" {
-		return nil, errors.New("dkim: domain and selector are required")
+		return errors.New("dkim: domain and selector are required")
 	}
-	if o.Signer == nil {
-		return nil, errors.New("dkim: no signing key")
+	if err := ValidSelector(o.Selector); err != nil {
+		return fmt.Errorf("dkim: %w", err)
 	}
-	if k, ok := o.Signer.(*rsa.PrivateKey); ok && k.N.BitLen() < 1024 {
-		return nil, ErrKeyTooShort
+	switch k := o.Signer.(type) {
+	case nil:
+		return errors.New("dkim: no signing key")
+	case *rsa.PrivateKey:
+		if k.N.BitLen() < MinRSABits {
+			return ErrKeyTooShort
+		}
+	case ed25519.PrivateKey:
+	default:
+		return fmt.Errorf("dkim: unsupported key type %T (want RSA or Ed25519)", o.Signer)
 	}
-	hc, err := canon(o.HeaderCanon)
-	if err != nil {
+	if _, err := canon(o.HeaderCanon); err != nil {
+		return err
+	}
+	if _, err := canon(o.BodyCanon); err != nil {
+		return err
+	}
+	if o.Headers != nil {
+		hasFrom := false
+		for _, k := range o.Headers {
+			if strings.EqualFold(strings.TrimSpace(k), "From") {
+				hasFrom = true
+			}
+			if strings.TrimSpace(k) == "" || strings.ContainsAny(k, ":; \t\r\n") {
+				return fmt.Errorf("dkim: invalid header field name %q", k)
+			}
+		}
+		if !hasFrom {
+			return errors.New("dkim: the signed header list must include From (RFC 6376 §5.4)")
+		}
+	}
+	if o.Identifier != "" {
+		_, d, ok := strings.Cut(o.Identifier, "@")
+		d, dom := strings.ToLower(d), strings.ToLower(o.Domain)
+		if !ok || (d != dom && !strings.HasSuffix(d, "."+dom)) {
+			return fmt.Errorf("dkim: identifier %q is not in %s or a subdomain (RFC 6376 §3.5)", o.Identifier, o.Domain)
+		}
+	}
+	if o.Expiration < 0 {
+		return errors.New("dkim: negative expiration")
+	}
+	return nil
+}
+
+func (o SignOptions) msgauth(fields []string) (*msgdkim.SignOptions, error) {
+	if err := o.Validate(); err != nil {
 		return nil, err
 	}
-	bc, err := canon(o.BodyCanon)
-	if err != nil {
-		return nil, err
-	}
+	hc, _ := canon(o.HeaderCanon)
+	bc, _ := canon(o.BodyCanon)
 	hasFrom := false
 	for _, f := range fields {
 		if strings.EqualFold(FieldName(f), "From") {
@@ -251,26 +294,6 @@ func (o SignOptions) msgauth(fields []string) (*msgdkim.SignOptions, error) {
 	keys := o.Headers
 	if keys == nil {
 		keys = headersToSign(fields)
-	} else {
-		hasFrom = false
-		for _, k := range keys {
-			if strings.EqualFold(strings.TrimSpace(k), "From") {
-				hasFrom = true
-			}
-			if strings.TrimSpace(k) == "" || strings.ContainsAny(k, ":; \t\r\n") {
-				return nil, fmt.Errorf("dkim: invalid header field name %q", k)
-			}
-		}
-		if !hasFrom {
-			return nil, errors.New("dkim: the signed header list must include From (RFC 6376 §5.4)")
-		}
-	}
-	if o.Identifier != "" {
-		_, d, ok := strings.Cut(o.Identifier, "@")
-		d, dom := strings.ToLower(d), strings.ToLower(o.Domain)
-		if !ok || (d != dom && !strings.HasSuffix(d, "."+dom)) {
-			return nil, fmt.Errorf("dkim: identifier %q is not in %s or a subdomain (RFC 6376 §3.5)", o.Identifier, o.Domain)
-		}
 	}
 	mo := &msgdkim.SignOptions{
 		Domain: o.Domain, Selector: o.Selector, Signer: o.Signer, Identifier: o.Identifier,

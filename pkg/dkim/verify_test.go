@@ -335,3 +335,25 @@ func TestMessageFindings(t *testing.T) {
 		}
 	}
 }
+
+func TestSignOptionsValidate(t *testing.T) {
+	ok := dkim.SignOptions{Domain: "example.com", Selector: "s1", Signer: rfc8463Key(t)}
+	if err := ok.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	for name, mut := range map[string]func(*dkim.SignOptions){
+		"no domain":      func(o *dkim.SignOptions) { o.Domain = "" },
+		"bad selector":   func(o *dkim.SignOptions) { o.Selector = "a b" },
+		"no key":         func(o *dkim.SignOptions) { o.Signer = nil },
+		"bad canon":      func(o *dkim.SignOptions) { o.BodyCanon = "nofws" },
+		"headers":        func(o *dkim.SignOptions) { o.Headers = []string{"To"} },
+		"identifier":     func(o *dkim.SignOptions) { o.Identifier = "a@example.org" },
+		"neg expiration": func(o *dkim.SignOptions) { o.Expiration = -time.Second },
+	} {
+		o := ok
+		mut(&o)
+		if err := o.Validate(); err == nil {
+			t.Errorf("%s: accepted", name)
+		}
+	}
+}

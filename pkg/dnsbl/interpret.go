@@ -101,6 +101,8 @@ func (z Zone) code(b [4]byte) code {
 		return spamhausIP(b)
 	case schemeSpamhausDBL:
 		return spamhausDBL(b)
+	case schemeSpamhausZRD:
+		return spamhausZRD(b)
 	case schemeURIBL:
 		return uribl(b)
 	case schemeHostKarma:
@@ -195,6 +197,16 @@ func spamhausDBL(b [4]byte) code {
 		return code{err: ErrRefused, meaning: "IP queries are not allowed on the DBL (an IP was asked of a domain list)"}
 	}
 	return code{err: ErrUnexpected, meaning: "not a Spamhaus DBL return code; not treated as a listing"}
+}
+
+// spamhausZRD reads Zero Reputation Domain answers: 127.0.2.2–24, the
+// code encoding how many hours ago the domain was first seen (Spamhaus
+// zones page and spamassassin-dqs README).
+func spamhausZRD(b [4]byte) code {
+	if b[1] == 0 && b[2] == 2 && b[3] >= 2 && b[3] <= 24 {
+		return code{listed: true, list: "ZRD", meaning: fmt.Sprintf("ZRD: newly observed domain, first seen by Spamhaus within the last 24 hours (return code 127.0.2.%d encodes its age)", b[3])}
+	}
+	return code{err: ErrUnexpected, meaning: "not a Spamhaus ZRD return code; not treated as a listing"}
 }
 
 // uribl reads multi.uribl.com's bitmask (uribl.com/usage and

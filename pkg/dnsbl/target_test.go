@@ -132,6 +132,13 @@ func TestZones(t *testing.T) {
 	if !dqs[0].Spamhaus() || zs[0].Name != "zen.spamhaus.org" {
 		t.Error("DQS zone lost its interpretation, or the input was modified")
 	}
+	zrd, _ := ParseZones([]string{"zrd.dq.spamhaus.net", "key1.zen.dq.spamhaus.net"})
+	if !zrd[0].NeedsDQSKey() || zrd[1].NeedsDQSKey() || zrd[1].Title != "Spamhaus ZEN (DQS)" {
+		t.Errorf("%+v", zrd)
+	}
+	if zrd, _ = WithDQSKey(zrd, "key2"); zrd[0].Name != "key2.zrd.dq.spamhaus.net" || zrd[1].Name != "key1.zen.dq.spamhaus.net" {
+		t.Errorf("%+v", zrd)
+	}
 	if _, err := WithDQSKey(zs, "bad.key"); err == nil {
 		t.Error("dotted key accepted")
 	}

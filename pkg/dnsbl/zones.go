@@ -33,6 +33,7 @@ const (
 	schemeGeneric scheme = iota // RFC 5782: any 127/8 answer but 127.0.0.1 is a listing
 	schemeSpamhausIP
 	schemeSpamhausDBL
+	schemeSpamhausZRD
 	schemeURIBL
 	schemeHostKarma
 )
@@ -69,6 +70,9 @@ var catalogue = []Zone{
 	{Name: "sbl-xbl.spamhaus.org", Title: "Spamhaus SBL+XBL", IPv6: true, scheme: schemeSpamhausIP, dqs: "sbl-xbl", Info: "https://check.spamhaus.org/"},
 	{Name: "dbl.spamhaus.org", Title: "Spamhaus DBL", Kind: DomainList, scheme: schemeSpamhausDBL, dqs: "dbl", Info: "https://check.spamhaus.org/",
 		TestListed: "dbltest.com", TestUnlisted: "invalid"},
+	// Spamhaus zones served only through DQS; they need --dqs-key.
+	{Name: "authbl.dq.spamhaus.net", Title: "Spamhaus AuthBL", IPv6: true, scheme: schemeSpamhausIP, dqs: "authbl", Info: "https://check.spamhaus.org/"},
+	{Name: "zrd.dq.spamhaus.net", Title: "Spamhaus ZRD", Kind: DomainList, scheme: schemeSpamhausZRD, dqs: "zrd", Info: "https://docs.spamhaus.com/"},
 	{Name: "b.barracudacentral.org", Title: "Barracuda BRBL", Info: "https://www.barracudacentral.org/lookups",
 		listed: "Barracuda BRBL: poor sending reputation, receivers using Barracuda reject this IP (removal: barracudacentral.org/rbl/removal-request)"},
 	{Name: "bl.spamcop.net", Title: "SpamCop", Info: "https://www.spamcop.net/bl.shtml",
@@ -101,6 +105,9 @@ var DefaultZones = []string{
 
 // Known returns the catalogue entry for a zone name, if relayctl knows
 // how to interpret its answers.
+//
+// A Spamhaus DQS name, "KEY.zen.dq.spamhaus.net", is known as the zone it
+// serves.
 func Known(name string) (Zone, bool) {
 	name = strings.ToLower(strings.TrimSuffix(strings.TrimSpace(name), "."))
 	for _, z := range catalogue {
@@ -108,8 +115,24 @@ func Known(name string) (Zone, bool) {
 			return z, true
 		}
 	}
+	if rest, ok := strings.CutSuffix(name, dqsSuffix); ok {
+		if key, service, ok := strings.Cut(rest, "."); ok && key != "" && !strings.Contains(service, ".") {
+			for _, z := range catalogue {
+				if z.dqs == service {
+					z.Name, z.Title = name, z.Title+" (DQS)"
+					return z, true
+				}
+			}
+		}
+	}
 	return Zone{}, false
 }
+
+const dqsSuffix = ".dq.spamhaus.net"
+
+// NeedsDQSKey reports whether the zone is only served through the
+// Spamhaus Data Query Service and no key was applied (see WithDQSKey).
+func (z Zone) NeedsDQSKey() bool { return z.dqs != "" && z.Name == z.dqs+dqsSuffix }
 
 // Catalogue returns every list relayctl knows how to interpret.
 func Catalogue() []Zone { return slices.Clone(catalogue) }
@@ -208,8 +231,8 @@ func WithDQSKey(zs []Zone, key string) ([]Zone, error) {
 	}
 	out := make([]Zone, len(zs))
 	for i, z := range zs {
-		if z.dqs != "" {
-			z.Name = key + "." + z.dqs + ".dq.spamhaus.net"
+		if z.dqs != "" && !strings.HasSuffix(z.Name, dqsSuffix) || z.NeedsDQSKey() {
+			z.Name = key + "." + z.dqs + dqsSuffix
 			z.Title += " (DQS)"
 		}
 		out[i] = z
@@ -221,5 +244,5 @@ func WithDQSKey(zs []Zone, key string) ([]Zone, error) {
 // mirror or DQS), whose refusal codes mean "use your own resolver or a
 // DQS key".
 func (z Zone) Spamhaus() bool {
-	return z.scheme == schemeSpamhausIP || z.scheme == schemeSpamhausDBL
+	return z.scheme == schemeSpamhausIP || z.scheme == schemeSpamhausDBL || z.scheme == schemeSpamhausZRD
 }

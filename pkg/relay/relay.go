@@ -165,10 +165,6 @@ func New(cfg Config, log *slog.Logger) (_ *Relay, err error) {
 		})
 	}
 	r.events = append(r.events, cfg.Hooks.Events...)
-	r.events = append(r.events, func(e events.Event) {
-		log.Info("delivery", "id", e.QueueID, "rcpt", e.Recipient, "result", e.Result,
-			"code", e.Code, "host", e.RemoteHost, "tls", e.TLS, "response", e.Response)
-	})
 
 	dcfg := cfg.Delivery
 	dcfg.Events = r.emit

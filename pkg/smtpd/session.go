@@ -11,6 +11,7 @@ import (
 	"net/mail"
 	"net/textproto"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/emersion/go-sasl"
@@ -35,6 +36,7 @@ var (
 	errStorage            = &smtp.SMTPError{Code: 452, EnhancedCode: smtp.EnhancedCode{4, 3, 1}, Message: "Insufficient system storage, try again later"}
 	errQueue              = &smtp.SMTPError{Code: 451, EnhancedCode: smtp.EnhancedCode{4, 3, 0}, Message: "Could not queue the message, try again later"}
 	errSigning            = &smtp.SMTPError{Code: 451, EnhancedCode: smtp.EnhancedCode{4, 3, 0}, Message: "Could not sign the message, try again later"}
+	errBusy               = &smtp.SMTPError{Code: 451, EnhancedCode: smtp.EnhancedCode{4, 3, 2}, Message: "Server busy, try again later"}
 	errReadData           = &smtp.SMTPError{Code: 451, EnhancedCode: smtp.EnhancedCode{4, 3, 0}, Message: "Error reading message data"}
 )
 
@@ -45,7 +47,6 @@ type session struct {
 	tc   *trackedConn
 	ip   net.IP
 	ipS  string
-	helo string
 
 	trusted bool
 	user    *User
@@ -67,7 +68,7 @@ func (s *Server) newSession(c *smtp.Conn) (smtp.Session, error) {
 	rt := s.rt.Load()
 	ipS := remoteIP(c.Conn().RemoteAddr())
 	ip := net.ParseIP(ipS)
-	sess := &session{s: s, rt: rt, conn: c, tc: s.tracked(c.Conn()), ip: ip, ipS: ipS, helo: c.Hostname()}
+	sess := &session{s: s, rt: rt, conn: c, tc: s.tracked(c.Conn()), ip: ip, ipS: ipS}
 	for _, n := range rt.cfg.TrustedNetworks {
 		if ip != nil && n.Contains(ip) {
 			sess.trusted = true
@@ -253,7 +254,13 @@ func (ss *session) Data(r io.Reader) error {
 	if ss.tc != nil {
 		_ = ss.conn.Conn().SetReadDeadline(time.Now().Add(cfg.DataTimeout))
 	}
-	msg, err := io.ReadAll(io.LimitReader(r, cfg.MaxMessageBytes+1))
+	br := &budgetReader{r: io.LimitReader(r, cfg.MaxMessageBytes+1), total: &ss.s.buffered, limit: cfg.MaxBufferedBytes}
+	defer br.release()
+	msg, err := io.ReadAll(br)
+	if errors.Is(err, errBusy) {
+		ss.s.log.Warn("message refused: too much message data in memory", "client", ss.ipS, "max_buffered_bytes", cfg.MaxBufferedBytes)
+		return errBusy
+	}
 	if err != nil {
 		var serr *smtp.SMTPError
 		if errors.As(err, &serr) {
@@ -331,7 +338,7 @@ func (ss *session) Data(r io.Reader) error {
 	for i, r := range ss.rcpts {
 		addrs[i] = r.Address
 	}
-	received := receivedField(ss.helo, ss.ipS, cfg.Hostname, tlsInfo, userName, addrs, now)
+	received := receivedField(ss.conn.Hostname(), ss.ipS, cfg.Hostname, tlsInfo, userName, addrs, now)
 
 	env := &queue.Envelope{
 		From:         ss.from,
@@ -440,3 +447,25 @@ func (ss *session) Logout() error {
 	}
 	return nil
 }
+
+// budgetReader counts what a session reads into memory against the
+// server-wide MaxBufferedBytes; release gives it back.
+type budgetReader struct {
+	r     io.Reader
+	total *atomic.Int64
+	limit int64
+	n     int64
+}
+
+func (b *budgetReader) Read(p []byte) (int, error) {
+	n, err := b.r.Read(p)
+	if n > 0 {
+		b.n += int64(n)
+		if b.total.Add(int64(n)) > b.limit {
+			return n, errBusy
+		}
+	}
+	return n, err
+}
+
+func (b *budgetReader) release() { b.total.Add(-b.n) }

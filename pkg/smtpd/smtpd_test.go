@@ -625,3 +625,44 @@ func TestBDAT(t *testing.T) {
 		t.Fatalf("queued %d, want 1", len(envs))
 	}
 }
+
+// TestDataTimeout: a client that stalls inside DATA is cut off after
+// DataTimeout with a 4xx, and nothing is queued.
+func TestDataTimeout(t *testing.T) {
+	ts := startServer(t, Config{TrustedNetworks: loopbackNets(t), DataTimeout: 150 * time.Millisecond}, serverOpts{})
+	r := dialRaw(t, ts.Addr)
+	r.expect("220 ")
+	r.write("EHLO x\r\nMAIL FROM:<a@example.com>\r\nRCPT TO:<b@dest.test>\r\nDATA\r\n")
+	for range 4 {
+		r.reply()
+	}
+	r.write("From: a@example.com\r\n\r\nhalf a message")
+	start := time.Now()
+	if got := r.reply(); got[0] != '4' {
+		t.Fatalf("stalled DATA answered %q", got)
+	}
+	if d := time.Since(start); d > 5*time.Second {
+		t.Errorf("cut off after %v", d)
+	}
+	if envs, _ := ts.messages(t); len(envs) != 0 {
+		t.Fatal("a cut-off message was queued")
+	}
+}
+
+// TestBufferedBytesLimit: message data held in memory by all sessions
+// together is bounded; past the bound DATA gets 451 4.3.2 and the
+// budget is given back afterwards.
+func TestBufferedBytesLimit(t *testing.T) {
+	ts := startServer(t, Config{TrustedNetworks: loopbackNets(t), MaxBufferedBytes: 300}, serverOpts{})
+	big := "From: a@example.com\r\n\r\n" + strings.Repeat("0123456789012345678901234567890123456789\r\n", 10)
+	c := ts.dial(t)
+	err := send(c, "a@example.com", []string{"x@dest.test"}, big)
+	wantCode(t, err, 451, "DATA over the memory budget")
+	c.Reset()
+	if err := send(c, "a@example.com", []string{"x@dest.test"}, simpleMsg); err != nil {
+		t.Fatalf("small message after the refusal: %v", err)
+	}
+	if got := ts.buffered.Load(); got != 0 {
+		t.Errorf("%d bytes still counted", got)
+	}
+}
