@@ -258,6 +258,13 @@ func Setup(f *cmdutil.Factory, cfg *relay.Config, log *slog.Logger) (*Ops, error
 	if h.Priority == nil {
 		h.Priority = func(env *queue.Envelope) int { return streams.Priority(env.Stream) }
 	}
+	prevQueued := h.Queued
+	h.Queued = func(env *queue.Envelope) {
+		if prevQueued != nil {
+			prevQueued(env)
+		}
+		o.Metrics.Accepted(len(env.Recipients))
+	}
 	h.Events = append(h.Events, o.Metrics.Delivery)
 	if o.Webhook != nil {
 		wh := o.Webhook

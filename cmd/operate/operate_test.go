@@ -185,6 +185,8 @@ func TestHardBounceSuppressesNextMessage(t *testing.T) {
 		`relayctl_delivery_attempts_total{domain="dest.test",result="delivered"} 3`,
 		`relayctl_recipients_rejected_total{reason="suppressed"} 1`,
 		`relayctl_suppressions_total{source="hard-bounce"} 1`,
+		`relayctl_messages_accepted_total 3`,
+		`relayctl_recipients_accepted_total 4`,
 		`relayctl_delivery_latency_seconds_count 3`,
 		`relayctl_delivery_tls_total{tls="false"}`,
 	} {
