@@ -518,8 +518,8 @@ func TestStreamIdentity(t *testing.T) {
 	if m := by["b@dest.test"]; m.RemoteIP != "127.0.0.2" || m.Helo != "bulk.relay.test" {
 		t.Errorf("bulk sent from %s as %s", m.RemoteIP, m.Helo)
 	}
-	b, _ := os.ReadFile(l.dlog)
-	if !strings.Contains(string(b), `"recipient":"b@dest.test","domain":"dest.test","stream":"bulk"`) {
-		t.Errorf("delivery log lacks the stream:\n%s", b)
-	}
+	waitFor(t, "the stream in the delivery log", func() bool {
+		b, _ := os.ReadFile(l.dlog)
+		return strings.Contains(string(b), `"recipient":"b@dest.test","domain":"dest.test","stream":"bulk"`)
+	})
 }
