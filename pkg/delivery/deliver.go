@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"strconv"
 	"strings"
 	"time"
 
@@ -158,6 +159,13 @@ func (d *deliverer) transact(ctx context.Context, s *session, j job) (res []outc
 	if j.smtputf8 && !s.has("SMTPUTF8") {
 		// RFC 6531 §3.2: cannot be downgraded; bounce.
 		return nil, &failure{Permanent: true, Enhanced: "5.6.7", Text: host + " does not support SMTPUTF8", Host: host, IP: ip, TLS: s.tls}, true
+	}
+	if v, ok := s.ext["SIZE"]; ok {
+		// RFC 1870 §6: do not send what the server says it will refuse.
+		if max, err := strconv.ParseInt(strings.TrimSpace(v), 10, 64); err == nil && max > 0 && j.size > max {
+			return nil, &failure{Permanent: true, Code: 552, Enhanced: "5.3.4",
+				Text: fmt.Sprintf("message size %d exceeds the fixed limit %d of %s", j.size, max, host), Host: host, IP: ip, TLS: s.tls}, true
+		}
 	}
 	mo := &smtp.MailOptions{Size: j.size, UTF8: j.smtputf8, EnvelopeID: j.envID}
 	switch j.ret {

@@ -741,3 +741,14 @@ func TestSelfMX(t *testing.T) {
 		t.Fatalf("best MX: %+v", res[0])
 	}
 }
+
+// RFC 1870: a message over the receiver's advertised SIZE bounces without
+// being sent.
+func TestSizeLimit(t *testing.T) {
+	s := startSink(t, sinkOpts{maxBytes: 10})
+	cfg := Config{Hostname: "relay.test", Routes: map[string]string{"*": s.Addr}, DialTimeout: time.Second, CommandTimeout: 5 * time.Second}
+	res := DeliverNow(context.Background(), cfg, "a@b.test", []string{"x@y.test"}, []byte(testMsg))
+	if res[0].Outcome != events.Bounced || res[0].Enhanced != "5.3.4" || len(s.messages()) != 0 {
+		t.Fatalf("result %+v", res[0])
+	}
+}

@@ -342,7 +342,7 @@ func (e *Engine) process(ctx context.Context, id string) {
 		}
 	}
 	if len(results) > 0 {
-		e.record(env, results, now)
+		e.record(env, results, e.cfg.Now()) // the schedule counts from the end of the attempt
 	}
 }
 

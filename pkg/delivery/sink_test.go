@@ -48,6 +48,7 @@ type sinkOpts struct {
 	startTLS bool
 	noDSN    bool
 	decide   func(cmd, arg string, n int) error
+	maxBytes int64 // advertised SIZE; 0 → 10 MiB
 }
 
 func startSink(t testing.TB, o sinkOpts) *sink {
@@ -67,6 +68,9 @@ func startSink(t testing.TB, o sinkOpts) *sink {
 	srv.EnableDSN = !o.noDSN
 	srv.EnableSMTPUTF8 = true
 	srv.MaxMessageBytes = 10 << 20
+	if o.maxBytes > 0 {
+		srv.MaxMessageBytes = o.maxBytes
+	}
 	if o.startTLS {
 		srv.TLSConfig = &tls.Config{Certificates: []tls.Certificate{selfSigned(t)}}
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"net"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -455,4 +456,22 @@ func dsnCovers(dsns []smtptest.Message, rcpts ...string) bool {
 		}
 	}
 	return true
+}
+
+// TestSMTPSourceInterop: Postfix's load generator as the client, several
+// sessions at once; every message reaches the MX.
+func TestSMTPSourceInterop(t *testing.T) {
+	src, err := exec.LookPath("smtp-source")
+	if err != nil {
+		if src, err = exec.LookPath("/usr/sbin/smtp-source"); err != nil {
+			t.Skip("smtp-source not installed (Debian package postfix): skipping")
+		}
+	}
+	nets, _ := ParseNetworks([]string{"127.0.0.0/8"})
+	l := startLab(t, func(c *Config) { c.SMTP.TrustedNetworks = nets })
+	out, err := exec.Command(src, "-s", "5", "-m", "20", "-l", "1000", "-f", "app@example.com", "-t", "user@dest.test", "-M", "loadgen.test", l.addr).CombinedOutput()
+	if err != nil {
+		t.Fatalf("smtp-source: %v\n%s", err, out)
+	}
+	l.mx.Wait(t, 20, 20*time.Second)
 }

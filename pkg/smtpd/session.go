@@ -43,7 +43,6 @@ type session struct {
 	tc   *trackedConn
 	ip   net.IP
 	ipS  string
-	helo string
 
 	trusted bool
 	user    *User
@@ -65,7 +64,7 @@ func (s *Server) newSession(c *smtp.Conn) (smtp.Session, error) {
 	rt := s.rt.Load()
 	ipS := remoteIP(c.Conn().RemoteAddr())
 	ip := net.ParseIP(ipS)
-	sess := &session{s: s, rt: rt, conn: c, tc: s.tracked(c.Conn()), ip: ip, ipS: ipS, helo: c.Hostname()}
+	sess := &session{s: s, rt: rt, conn: c, tc: s.tracked(c.Conn()), ip: ip, ipS: ipS}
 	for _, n := range rt.cfg.TrustedNetworks {
 		if ip != nil && n.Contains(ip) {
 			sess.trusted = true
@@ -329,7 +328,7 @@ func (ss *session) Data(r io.Reader) error {
 	for i, r := range ss.rcpts {
 		addrs[i] = r.Address
 	}
-	received := receivedField(ss.helo, ss.ipS, cfg.Hostname, tlsInfo, userName, addrs, now)
+	received := receivedField(ss.conn.Hostname(), ss.ipS, cfg.Hostname, tlsInfo, userName, addrs, now)
 
 	env := &queue.Envelope{
 		From:         ss.from,
