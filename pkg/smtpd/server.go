@@ -8,6 +8,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"net/mail"
 	"os"
 	"strings"
 	"sync"
@@ -38,6 +39,7 @@ const (
 	DefaultReadTimeout       = 5 * time.Minute  // RFC 5321 §4.5.3.2.7 server timeout
 	DefaultWriteTimeout      = 5 * time.Minute  // RFC 5321 §4.5.3.2
 	DefaultDataTimeout       = 10 * time.Minute // RFC 5321 §4.5.3.2.6 DATA termination
+	DefaultMaxBufferedBytes  = 512 << 20
 	DefaultAuthFailureDelay  = time.Second
 	DefaultAuthFailureWindow = 15 * time.Minute
 )
@@ -71,8 +73,12 @@ type Config struct {
 
 	MaxMessageBytes int64
 	MaxRecipients   int
-	MaxConns        int // total simultaneous connections
-	MaxConnsPerIP   int
+	// MaxBufferedBytes bounds the message data all sessions together
+	// hold in memory while checking, signing and queueing; a DATA that
+	// would pass it is answered 451 4.3.2 (try again later).
+	MaxBufferedBytes int64
+	MaxConns         int // total simultaneous connections
+	MaxConnsPerIP    int
 	// MaxAuthFailures failed AUTH attempts from one IP within
 	// AuthFailureWindow, after which that IP is refused until the
 	// window has passed. Each failure is answered after
@@ -94,6 +100,10 @@ type Config struct {
 	// RcptCheck is consulted for every recipient (the suppression list
 	// uses it); a non-nil error refuses the recipient with that reply.
 	RcptCheck func(ctx context.Context, from, rcpt string) *smtp.SMTPError
+	// Classify, when set, sees each accepted message's envelope and
+	// header fields just before it is queued and may set env.Stream (the
+	// delivery stream: transactional, bulk…).
+	Classify func(env *queue.Envelope, header mail.Header)
 	// Events receives a bounced event for every recipient that
 	// RcptCheck refused, so refusals show in the delivery log.
 	Events func(events.Event)
@@ -123,6 +133,8 @@ type Server struct {
 	done    chan struct{}
 
 	auth *authLimiter
+	// buffered is the message data sessions hold in memory right now.
+	buffered atomic.Int64
 	// isLoopback decides which clients and listeners count as local;
 	// tests replace it to play a remote client over 127.0.0.1.
 	isLoopback func(net.IP) bool
@@ -175,6 +187,7 @@ func compile(cfg Config) (*runtime, error) {
 	setDefault(&cfg.ReadTimeout, DefaultReadTimeout)
 	setDefault(&cfg.WriteTimeout, DefaultWriteTimeout)
 	setDefault(&cfg.DataTimeout, DefaultDataTimeout)
+	setDefault(&cfg.MaxBufferedBytes, DefaultMaxBufferedBytes)
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}

@@ -8,7 +8,10 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"net/mail"
+	"net/textproto"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/emersion/go-sasl"
@@ -33,6 +36,7 @@ var (
 	errStorage            = &smtp.SMTPError{Code: 452, EnhancedCode: smtp.EnhancedCode{4, 3, 1}, Message: "Insufficient system storage, try again later"}
 	errQueue              = &smtp.SMTPError{Code: 451, EnhancedCode: smtp.EnhancedCode{4, 3, 0}, Message: "Could not queue the message, try again later"}
 	errSigning            = &smtp.SMTPError{Code: 451, EnhancedCode: smtp.EnhancedCode{4, 3, 0}, Message: "Could not sign the message, try again later"}
+	errBusy               = &smtp.SMTPError{Code: 451, EnhancedCode: smtp.EnhancedCode{4, 3, 2}, Message: "Server busy, try again later"}
 	errReadData           = &smtp.SMTPError{Code: 451, EnhancedCode: smtp.EnhancedCode{4, 3, 0}, Message: "Error reading message data"}
 )
 
@@ -250,7 +254,13 @@ func (ss *session) Data(r io.Reader) error {
 	if ss.tc != nil {
 		_ = ss.conn.Conn().SetReadDeadline(time.Now().Add(cfg.DataTimeout))
 	}
-	msg, err := io.ReadAll(io.LimitReader(r, cfg.MaxMessageBytes+1))
+	br := &budgetReader{r: io.LimitReader(r, cfg.MaxMessageBytes+1), total: &ss.s.buffered, limit: cfg.MaxBufferedBytes}
+	defer br.release()
+	msg, err := io.ReadAll(br)
+	if errors.Is(err, errBusy) {
+		ss.s.log.Warn("message refused: too much message data in memory", "client", ss.ipS, "max_buffered_bytes", cfg.MaxBufferedBytes)
+		return errBusy
+	}
 	if err != nil {
 		var serr *smtp.SMTPError
 		if errors.As(err, &serr) {
@@ -343,6 +353,14 @@ func (ss *session) Data(r io.Reader) error {
 		SMTPUTF8:     ss.mailOpts.UTF8,
 		Recipients:   append([]queue.Recipient(nil), ss.rcpts...),
 	}
+	if cfg.Classify != nil {
+		h := mail.Header{}
+		for _, f := range fields {
+			k := textproto.CanonicalMIMEHeaderKey(f.Name)
+			h[k] = append(h[k], f.Value)
+		}
+		cfg.Classify(env, h)
+	}
 	content := io.MultiReader(strings.NewReader(sig), strings.NewReader(received), bytes.NewReader(body))
 	// RFC 5321 §6.1: 250 only once the message is safely stored.
 	id, err := ss.s.q.Enqueue(env, content)
@@ -429,3 +447,25 @@ func (ss *session) Logout() error {
 	}
 	return nil
 }
+
+// budgetReader counts what a session reads into memory against the
+// server-wide MaxBufferedBytes; release gives it back.
+type budgetReader struct {
+	r     io.Reader
+	total *atomic.Int64
+	limit int64
+	n     int64
+}
+
+func (b *budgetReader) Read(p []byte) (int, error) {
+	n, err := b.r.Read(p)
+	if n > 0 {
+		b.n += int64(n)
+		if b.total.Add(int64(n)) > b.limit {
+			return n, errBusy
+		}
+	}
+	return n, err
+}
+
+func (b *budgetReader) release() { b.total.Add(-b.n) }

@@ -648,3 +648,21 @@ func TestDataTimeout(t *testing.T) {
 		t.Fatal("a cut-off message was queued")
 	}
 }
+
+// TestBufferedBytesLimit: message data held in memory by all sessions
+// together is bounded; past the bound DATA gets 451 4.3.2 and the
+// budget is given back afterwards.
+func TestBufferedBytesLimit(t *testing.T) {
+	ts := startServer(t, Config{TrustedNetworks: loopbackNets(t), MaxBufferedBytes: 300}, serverOpts{})
+	big := "From: a@example.com\r\n\r\n" + strings.Repeat("0123456789012345678901234567890123456789\r\n", 10)
+	c := ts.dial(t)
+	err := send(c, "a@example.com", []string{"x@dest.test"}, big)
+	wantCode(t, err, 451, "DATA over the memory budget")
+	c.Reset()
+	if err := send(c, "a@example.com", []string{"x@dest.test"}, simpleMsg); err != nil {
+		t.Fatalf("small message after the refusal: %v", err)
+	}
+	if got := ts.buffered.Load(); got != 0 {
+		t.Errorf("%d bytes still counted", got)
+	}
+}
