@@ -50,22 +50,31 @@ func render(w io.Writer, st *cmdutil.Styles, rep *report.Report, out *Output, al
 	}
 
 	res := out.Result
-	hideClean := !all && len(res.Queries) > bulkRows
-	hidden := 0
+	// In bulk runs only listed targets are shown: errors are summed up per
+	// list in the findings below, clean targets only counted.
+	bulk := !all && len(res.Queries) > bulkRows
+	hidden, hiddenErr := 0, 0
 	groups := group(res.Queries)
 	from := map[string]*dnsbl.TargetInfo{}
 	for i := range res.Targets {
 		from[res.Targets[i].Target] = &res.Targets[i]
 	}
 	for _, g := range groups {
-		clean := true
+		listed, errs := false, false
 		for _, q := range g {
-			if q.Status() != "clean" {
-				clean = false
+			switch q.Status() {
+			case "listed":
+				listed = true
+			case "error":
+				errs = true
 			}
 		}
-		if hideClean && clean {
-			hidden++
+		if bulk && !listed {
+			if errs {
+				hiddenErr++
+			} else {
+				hidden++
+			}
 			continue
 		}
 		header(w, st, g[0].Target, g[0].From)
@@ -102,6 +111,9 @@ func render(w io.Writer, st *cmdutil.Styles, rep *report.Report, out *Output, al
 	}
 	if hidden > 0 {
 		fmt.Fprintf(w, "%s\n", st.Dim.Render(fmt.Sprintf("%d targets clean on every list not shown (--all shows them)", hidden)))
+	}
+	if hiddenErr > 0 {
+		fmt.Fprintf(w, "%s\n", st.Dim.Render(fmt.Sprintf("%d targets with errors but no listing not shown (--all shows them)", hiddenErr)))
 	}
 	var other []report.Finding
 	for _, f := range rep.Findings { // listings and self-test results are in the table

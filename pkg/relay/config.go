@@ -235,12 +235,20 @@ func LoadConfig(v *viper.Viper) (Config, error) {
 }
 
 // parseRoutes accepts `domain: host:port` or `domain: {host: host:port,
-// dkim: false}`.
+// dkim: false, tls: require, username: u, password_file: f}`.
 func (cfg *Config) parseRoutes(routes map[string]any) error {
 	for domain, val := range routes {
 		key := "serve.routes." + domain
 		var host string
 		sign := true
+		var rs delivery.Route // TLS and AUTH settings of the long form
+		str := func(k string, v any) (string, error) {
+			s, ok := v.(string)
+			if !ok {
+				return "", fmt.Errorf("%s.%s: want a string", key, k)
+			}
+			return s, nil
+		}
 		switch r := val.(type) {
 		case string:
 			host = r
@@ -259,8 +267,41 @@ func (cfg *Config) parseRoutes(routes map[string]any) error {
 						return fmt.Errorf("%s.dkim: want true or false", key)
 					}
 					sign = b
+				case "tls":
+					s, err := str(k, v)
+					if err != nil {
+						return err
+					}
+					switch s {
+					case delivery.TLSOpportunistic, delivery.TLSRequire, delivery.TLSImplicit, delivery.TLSNone:
+						rs.TLS = s
+					default:
+						return fmt.Errorf("%s.tls: %q is not one of opportunistic, require, implicit, none", key, s)
+					}
+				case "username":
+					s, err := str(k, v)
+					if err != nil {
+						return err
+					}
+					rs.Username = s
+				case "password":
+					s, err := str(k, v)
+					if err != nil {
+						return err
+					}
+					rs.Password = s
+				case "password_file":
+					s, err := str(k, v)
+					if err != nil {
+						return err
+					}
+					b, err := os.ReadFile(s)
+					if err != nil {
+						return fmt.Errorf("%s.password_file: %w", key, err)
+					}
+					rs.Password = strings.TrimRight(string(b), "\r\n")
 				default:
-					return fmt.Errorf("%s: unknown key %q (want host, dkim)", key, k)
+					return fmt.Errorf("%s: unknown key %q (want host, dkim, tls, username, password, password_file)", key, k)
 				}
 			}
 		default:
@@ -268,6 +309,16 @@ func (cfg *Config) parseRoutes(routes map[string]any) error {
 		}
 		if err := cfg.AddRoute(domain, host, sign); err != nil {
 			return fmt.Errorf("%s: %w", key, err)
+		}
+		if (rs.Username == "") != (rs.Password == "") {
+			return fmt.Errorf("%s: username and password go together", key)
+		}
+		if rs.TLS != "" || rs.Username != "" {
+			rs.Addr = host
+			if cfg.Delivery.RouteSettings == nil {
+				cfg.Delivery.RouteSettings = make(map[string]delivery.Route)
+			}
+			cfg.Delivery.RouteSettings[strings.ToLower(strings.TrimSuffix(strings.TrimSpace(domain), "."))] = rs
 		}
 	}
 	return nil

@@ -8,6 +8,8 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"net/mail"
+	"net/textproto"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -356,6 +358,14 @@ func (ss *session) Data(r io.Reader) error {
 		Body8BitMIME: ss.mailOpts.Body == smtp.Body8BitMIME,
 		SMTPUTF8:     ss.mailOpts.UTF8,
 		Recipients:   append([]queue.Recipient(nil), ss.rcpts...),
+	}
+	if cfg.Classify != nil {
+		h := mail.Header{}
+		for _, f := range fields {
+			k := textproto.CanonicalMIMEHeaderKey(f.Name)
+			h[k] = append(h[k], f.Value)
+		}
+		cfg.Classify(env, h)
 	}
 	content := io.MultiReader(strings.NewReader(sig), strings.NewReader(received), bytes.NewReader(body))
 	// RFC 5321 §6.1: 250 only once the message is safely stored.
