@@ -13,6 +13,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/mail"
 	"os"
 	"path/filepath"
 	"strings"
@@ -31,7 +32,9 @@ import (
 	"github.com/relayctl/relayctl/pkg/metrics"
 	"github.com/relayctl/relayctl/pkg/queue"
 	"github.com/relayctl/relayctl/pkg/relay"
+	"github.com/relayctl/relayctl/pkg/stream"
 	"github.com/relayctl/relayctl/pkg/suppress"
+	"github.com/relayctl/relayctl/pkg/throttle"
 	"github.com/relayctl/relayctl/pkg/webhook"
 )
 
@@ -44,13 +47,48 @@ const (
 	KeyWebhookResults = "serve.webhooks.events"
 	// EnvWebhookSecret holds the webhook secret when no file is set.
 	EnvWebhookSecret = "RELAYCTL_WEBHOOK_SECRET"
+
+	KeyThrottle = "serve.throttle" // default, domains, pause, pause_max
+	KeyStreams  = "serve.streams"  // list, users, sender_domains, default
 )
+
+type limitsEntry struct {
+	MaxConnections int `mapstructure:"max_connections"`
+	PerMinute      int `mapstructure:"per_minute"`
+	PerConnection  int `mapstructure:"per_connection"`
+}
+
+type throttleEntry struct {
+	Default  limitsEntry            `mapstructure:"default"`
+	Domains  map[string]limitsEntry `mapstructure:"domains"`
+	Pause    time.Duration          `mapstructure:"pause"`
+	PauseMax time.Duration          `mapstructure:"pause_max"`
+}
+
+type streamsEntry struct {
+	List []struct {
+		Name     string `mapstructure:"name"`
+		Priority int    `mapstructure:"priority"`
+	} `mapstructure:"list"`
+	Users         map[string]string `mapstructure:"users"`
+	SenderDomains map[string]string `mapstructure:"sender_domains"`
+	Default       string            `mapstructure:"default"`
+}
+
+func (l limitsEntry) limits() (throttle.Limits, error) {
+	if l.MaxConnections < 0 || l.PerMinute < 0 || l.PerConnection < 0 {
+		return throttle.Limits{}, errors.New("limits must not be negative")
+	}
+	return throttle.Limits{MaxConnections: l.MaxConnections, PerMinute: l.PerMinute, PerConnection: l.PerConnection}, nil
+}
 
 // Ops is what Setup built; tests look inside.
 type Ops struct {
 	Suppress *suppress.Store
 	Metrics  *metrics.Metrics
 	Webhook  *webhook.Sender // nil when not configured
+	Throttle *throttle.Throttle
+	Streams  *stream.Policy
 	Socket   string
 	// MetricsAddr is the bound metrics listener ("" none); set once the
 	// relay runs.
@@ -121,6 +159,39 @@ func Setup(f *cmdutil.Factory, cfg *relay.Config, log *slog.Logger) (*Ops, error
 		}
 	}
 
+	// Throttles: always on (a 421 pauses its domain); limits from config.
+	var te throttleEntry
+	if err := f.Config.UnmarshalKey(KeyThrottle, &te); err != nil {
+		return nil, cmdutil.Usagef("%s: %v", KeyThrottle, err)
+	}
+	tc := throttle.Config{Domains: map[string]throttle.Limits{}, PauseInitial: te.Pause, PauseMax: te.PauseMax, Now: f.Now}
+	if tc.Default, err = te.Default.limits(); err != nil {
+		return nil, cmdutil.Usagef("%s.default: %v", KeyThrottle, err)
+	}
+	for d, l := range te.Domains {
+		if tc.Domains[d], err = l.limits(); err != nil {
+			return nil, cmdutil.Usagef("%s.domains.%s: %v", KeyThrottle, d, err)
+		}
+	}
+	if te.Pause < 0 || te.PauseMax < 0 {
+		return nil, cmdutil.Usagef("%s: pause durations must not be negative", KeyThrottle)
+	}
+	o.Throttle = throttle.New(tc)
+	cfg.Delivery.Throttle = o.Throttle
+
+	// Streams.
+	var se streamsEntry
+	if err := f.Config.UnmarshalKey(KeyStreams, &se); err != nil {
+		return nil, cmdutil.Usagef("%s: %v", KeyStreams, err)
+	}
+	sc := stream.Config{Users: se.Users, SenderDomains: se.SenderDomains, Default: se.Default}
+	for _, st := range se.List {
+		sc.Streams = append(sc.Streams, stream.Stream{Name: st.Name, Priority: st.Priority})
+	}
+	if o.Streams, err = stream.New(sc); err != nil {
+		return nil, cmdutil.Usagef("%s: %v", KeyStreams, err)
+	}
+
 	o.Socket = f.Config.GetString(KeyAdminSocket)
 	if o.Socket == "" {
 		o.Socket = filepath.Join(spool, "admin.sock")
@@ -173,6 +244,19 @@ func Setup(f *cmdutil.Factory, cfg *relay.Config, log *slog.Logger) (*Ops, error
 			o.Metrics.Suppressed(string(entry.Source))
 			log.Info("recipient suppressed", "rcpt", entry.Address, "source", entry.Source, "reason", entry.Reason)
 		}
+	}
+	streams := o.Streams
+	prevClassify := h.Classify
+	h.Classify = func(env *queue.Envelope, header mail.Header) {
+		if prevClassify != nil {
+			prevClassify(env, header)
+		}
+		if env.Stream == "" {
+			env.Stream = streams.Classify(header, env.AuthUser, env.From)
+		}
+	}
+	if h.Priority == nil {
+		h.Priority = func(env *queue.Envelope) int { return streams.Priority(env.Stream) }
 	}
 	h.Events = append(h.Events, o.Metrics.Delivery)
 	if o.Webhook != nil {

@@ -169,17 +169,23 @@ func TestHardBounceSuppressesNextMessage(t *testing.T) {
 	if out := cmdtest.Run(t, "suppress", "remove", "gone@dest.test"); out.Code != 0 {
 		t.Fatalf("remove: %d %s", out.Code, out.Stderr)
 	}
+	l.mx.SetHook(nil) // the mailbox exists again
 	if res := l.submit(t, "gone@dest.test"); res.Refused() != 0 {
 		t.Errorf("still refused after remove: %+v", res.Recipients)
 	}
+	l.mx.Wait(t, 3, 10*time.Second)
+	waitFor(t, "the third delivery in the log", func() bool {
+		b, _ := os.ReadFile(l.dlog)
+		return strings.Count(string(b), `"result":"delivered"`) == 3
+	})
 
 	m := l.metrics(t)
 	for _, want := range []string{
 		`relayctl_delivery_attempts_total{domain="dest.test",result="bounced"} 1`,
-		`relayctl_delivery_attempts_total{domain="dest.test",result="delivered"} 2`,
+		`relayctl_delivery_attempts_total{domain="dest.test",result="delivered"} 3`,
 		`relayctl_recipients_rejected_total{reason="suppressed"} 1`,
 		`relayctl_suppressions_total{source="hard-bounce"} 1`,
-		`relayctl_delivery_latency_seconds_count 2`,
+		`relayctl_delivery_latency_seconds_count 3`,
 		`relayctl_delivery_tls_total{tls="false"}`,
 	} {
 		if !strings.Contains(m, want) {
@@ -195,7 +201,7 @@ func TestHardBounceSuppressesNextMessage(t *testing.T) {
 	rep := cmdtest.Run(t, "--json", "report", "--log", l.dlog)
 	var s struct{ Delivered, Bounced, Rejected int }
 	json.Unmarshal(rep.Envelope(t).Result, &s)
-	if rep.Code != 1 || s.Delivered < 2 || s.Bounced != 2 || s.Rejected != 1 {
+	if rep.Code != 1 || s.Delivered != 3 || s.Bounced != 2 || s.Rejected != 1 {
 		t.Errorf("report %s", rep.Stdout)
 	}
 }
@@ -374,5 +380,108 @@ func TestSetupConfigErrors(t *testing.T) {
 		if _, err := operate.Setup(f, &cfg, nil); cmdutil.ExitCode(err) != 2 {
 			t.Errorf("%s: %v (exit %d)", name, err, cmdutil.ExitCode(err))
 		}
+	}
+}
+
+// A 421 from one destination pauses that destination only: the next
+// message there waits without an attempt, others go at once.
+func TestThrottleReplyPausesOnlyThatDestination(t *testing.T) {
+	l := startLab(t, map[string]any{"serve.throttle": map[string]any{"pause": "1h"}}, nil)
+	var mu sync.Mutex
+	slow := 0
+	l.mx.SetHook(func(cmd, arg string) error {
+		if cmd == "RCPT" && strings.HasSuffix(arg, "@dest.test") {
+			mu.Lock()
+			defer mu.Unlock()
+			slow++
+			if slow == 1 {
+				return smtptest.Reply(421, [3]int{4, 7, 0}, "[TS01] too many messages, slow down")
+			}
+		}
+		return nil
+	})
+	l.submit(t, "a@dest.test")
+	waitFor(t, "the 421", func() bool {
+		b, _ := os.ReadFile(l.dlog)
+		return strings.Contains(string(b), "too many messages")
+	})
+	if until, paused := l.ops.Throttle.Paused("dest.test"); !paused || time.Until(until) < 50*time.Minute {
+		t.Fatalf("dest.test not paused: %v %v", until, paused)
+	}
+	l.submit(t, "b@dest.test")
+	l.submit(t, "c@other.test")
+	if got := l.mx.Wait(t, 1, 10*time.Second); got[0].To[0] != "c@other.test" {
+		t.Fatalf("delivered %v", got[0].To)
+	}
+	var envs []queue.Envelope
+	waitFor(t, "b@ postponed", func() bool {
+		r := cmdtest.Run(t, "--json", "queue", "list", "--domain", "dest.test")
+		envs = nil
+		json.Unmarshal(r.Envelope(t).Result, &envs)
+		for _, e := range envs {
+			if rc := e.Recipients[0]; rc.Address == "b@dest.test" && time.Until(rc.NextAttempt) > 50*time.Minute {
+				return true
+			}
+		}
+		return false
+	})
+	for _, e := range envs {
+		if rc := e.Recipients[0]; rc.Address == "b@dest.test" && rc.Attempts != 0 {
+			t.Errorf("b@ was attempted while its destination was paused: %+v", rc)
+		}
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if slow != 1 {
+		t.Errorf("%d RCPTs to the paused destination, want 1", slow)
+	}
+}
+
+// A transactional message overtakes a 5,000-message bulk backlog.
+func TestTransactionalOvertakesBulkBacklog(t *testing.T) {
+	if testing.Short() {
+		t.Skip("5,000 messages")
+	}
+	l := startLab(t, nil, func(c *relay.Config) {
+		c.NoFsync = true
+		c.Delivery.Concurrency = 2
+	})
+	l.mx.SetHook(func(cmd, arg string) error {
+		if cmd == "DATA" {
+			time.Sleep(10 * time.Millisecond) // a receiver that takes its time
+		}
+		return nil
+	})
+	const backlog = 5000
+	content := "From: news@example.com\r\nSubject: offer\r\n\r\nbuy\r\n"
+	for i := range backlog {
+		env := &queue.Envelope{From: "news@example.com", Stream: "bulk", Received: time.Now(),
+			Recipients: []queue.Recipient{{Address: "u" + strconv.Itoa(i) + "@dest.test", State: queue.StateQueued}}}
+		if _, err := l.r.Queue.Enqueue(env, strings.NewReader(content)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	sent, already := time.Now(), len(l.mx.Messages())
+	msg := "From: shop@example.com\r\nTo: vip@other.test\r\nSubject: your receipt\r\n\r\nthanks\r\n"
+	if res, err := submit.Send(context.Background(), submit.Options{Addr: l.addr, Hello: "app.test"}, "shop@example.com", []string{"vip@other.test"}, []byte(msg)); err != nil || res.Refused() != 0 {
+		t.Fatalf("submit: %v %+v", err, res)
+	}
+	var before int
+	waitFor(t, "the transactional message", func() bool {
+		for i, m := range l.mx.Messages() {
+			if m.To[0] == "vip@other.test" {
+				before = i
+				return true
+			}
+		}
+		return false
+	})
+	took := time.Since(sent)
+	left := l.r.Queue.Len()
+	// deliveries under way when it arrived finish first; nothing else
+	overtaken := before - already
+	t.Logf("transactional delivered %v after submission; %d bulk deliveries in between; %d bulk still queued", took, overtaken, left)
+	if left < backlog/2 || overtaken > 10 {
+		t.Errorf("transactional waited behind the backlog: %d delivered in between, %d left", overtaken, left)
 	}
 }

@@ -33,6 +33,9 @@ type job struct {
 	rcpts      []queue.Recipient
 	open       func() (io.ReadCloser, error)
 	noNotifyOn bool
+	// perConn caps the messages one connection carries (0: no limit;
+	// Config.Throttle).
+	perConn int
 }
 
 // outcome is a Result plus what the engine needs for DSNs.
@@ -128,10 +131,12 @@ func (d *deliverer) try(ctx context.Context, t target, addr string, j job) ([]ou
 			return nil, f
 		}
 		res, f, reusable = d.transact(ctx, s, j)
-		d.release(s, reusable)
+		s.sent++
+		d.release(s, reusable && (j.perConn <= 0 || s.sent < j.perConn))
 		return res, f
 	}
-	d.release(s, reusable)
+	s.sent++
+	d.release(s, reusable && (j.perConn <= 0 || s.sent < j.perConn))
 	return res, f
 }
 

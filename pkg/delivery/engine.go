@@ -53,6 +53,10 @@ type Config struct {
 	Concurrency int // parallel deliveries, 0 → 20
 	PerDomain   int // parallel deliveries to one recipient domain, 0 → 5
 
+	// Throttle, when set, limits deliveries per destination domain and
+	// pauses a whole domain that answers 421 or 4.7.x (pkg/throttle).
+	Throttle Throttle
+
 	Events   func(events.Event)                                          // every attempt of every recipient (nil ok)
 	OnResult func(env *queue.Envelope, rcpt queue.Recipient, res Result) // after each recipient attempt
 	Now      func() time.Time
@@ -62,6 +66,19 @@ type Config struct {
 	CommandTimeout time.Duration // 0 → 5m (RFC 5321 §4.5.3.2)
 	DataTimeout    time.Duration // reply after the final dot; 0 → 10m
 	IdleTimeout    time.Duration // reuse window of an idle connection; 0 → 10s
+}
+
+// Throttle keeps deliveries under per-destination limits.
+type Throttle interface {
+	// Reserve asks to deliver one message to domain now; when !ok its
+	// recipients there are postponed to retryAt without an attempt.
+	// release is called when the delivery is over.
+	Reserve(domain string) (release func(), retryAt time.Time, ok bool)
+	// Observe is told each recipient's reply from domain.
+	Observe(domain string, code int, enhanced, response string) (pausedUntil time.Time, paused bool)
+	// PerConnection is how many messages one connection to domain may
+	// carry (0: no limit).
+	PerConnection(domain string) int
 }
 
 // Result is the outcome of one attempt for one recipient.
@@ -317,6 +334,7 @@ func (e *Engine) process(ctx context.Context, id string) {
 		byDomain[dom] = append(byDomain[dom], i)
 	}
 	results := map[int]outcome{}
+	postponed := map[int]time.Time{}
 	for _, dom := range order {
 		idx := byDomain[dom]
 		j := job{from: env.From, size: env.Size, ret: env.Ret, envID: env.EnvID, smtputf8: env.SMTPUTF8,
@@ -324,11 +342,34 @@ func (e *Engine) process(ctx context.Context, id string) {
 		for _, i := range idx {
 			j.rcpts = append(j.rcpts, env.Recipients[i])
 		}
+		var release func()
+		if th := e.cfg.Throttle; th != nil {
+			j.perConn = th.PerConnection(dom)
+			rel, at, ok := th.Reserve(dom)
+			if !ok {
+				for _, i := range idx {
+					postponed[i] = at
+				}
+				continue
+			}
+			release = rel
+		}
 		if !e.acquireDomain(ctx, dom) {
+			if release != nil {
+				release()
+			}
 			break
 		}
 		res := e.d.deliverDomain(ctx, dom, j)
 		e.releaseDomain(dom)
+		if release != nil {
+			release()
+			for _, o := range res {
+				if o.Code != 0 {
+					e.cfg.Throttle.Observe(dom, o.Code, o.Enhanced, o.Response)
+				}
+			}
+		}
 		interrupted := ctx.Err() != nil
 		for k, i := range idx {
 			// On shutdown keep only what a server actually answered.
@@ -343,6 +384,27 @@ func (e *Engine) process(ctx context.Context, id string) {
 	}
 	if len(results) > 0 {
 		e.record(env, results, e.cfg.Now()) // the schedule counts from the end of the attempt
+	}
+	if len(postponed) > 0 {
+		e.postpone(id, env, postponed)
+	}
+}
+
+// postpone moves recipients the throttle held back to a later time,
+// without counting an attempt.
+func (e *Engine) postpone(id string, env *queue.Envelope, at map[int]time.Time) {
+	err := e.q.Update(id, func(cur *queue.Envelope) error {
+		for i, t := range at {
+			if i < len(cur.Recipients) && cur.Recipients[i].Address == env.Recipients[i].Address {
+				if r := &cur.Recipients[i]; r.State == queue.StateQueued || r.State == queue.StateDeferred {
+					r.NextAttempt = t
+				}
+			}
+		}
+		return nil
+	})
+	if err != nil && !errors.Is(err, queue.ErrNotFound) {
+		e.cfg.Log.Error("delivery: postpone", "id", id, "err", err)
 	}
 }
 

@@ -26,6 +26,7 @@ type session struct {
 	ext    map[string]string
 	used   time.Time
 	reused bool
+	sent   int // transactions on this connection
 }
 
 func (s *session) ip() string {

@@ -37,6 +37,10 @@ type Options struct {
 	Fsync bool
 	// Now is the clock (nil → time.Now).
 	Now func() time.Time
+	// Priority ranks a message; those ranked above 0 (a transactional
+	// stream) are handed out by Due and DueN before any other due
+	// message, so they overtake a backlog. nil: all equal.
+	Priority func(env *Envelope) int
 }
 
 // DefaultOptions returns the production options: fsync on.
@@ -69,15 +73,27 @@ type Queue struct {
 	closed bool
 	index  map[string]*item // every queued id
 	due    dueHeap          // the ids that have a due time (not held-only)
+	// urgent holds the due items of messages Options.Priority ranks above
+	// 0 (transactional streams): DueN hands them out first.
+	urgent dueHeap
 	dirF   *os.File
 	dsync  dirSyncer
 	reject []string // files found corrupt at Open, for the operator
 }
 
 type item struct {
-	id  string
-	at  time.Time // earliest NextAttempt of a queued/deferred recipient
-	pos int       // index in due heap, -1 when not in it
+	id     string
+	at     time.Time // earliest NextAttempt of a queued/deferred recipient
+	pos    int       // index in its due heap, -1 when not in one
+	urgent bool      // in q.urgent rather than q.due
+}
+
+// heapOf is the due heap it belongs in.
+func (q *Queue) heapOf(it *item) *dueHeap {
+	if it.urgent {
+		return &q.urgent
+	}
+	return &q.due
 }
 
 // Open opens (creating with mode 0700) the spool directory dir and
@@ -504,7 +520,7 @@ func (q *Queue) remove(id string) error {
 	q.mu.Lock()
 	if it, ok := q.index[id]; ok {
 		if it.pos >= 0 {
-			heap.Remove(&q.due, it.pos)
+			heap.Remove(q.heapOf(it), it.pos)
 		}
 		delete(q.index, id)
 	}
@@ -567,25 +583,27 @@ func (q *Queue) Len() int {
 // queue size.
 func (q *Queue) Due(now time.Time) []string {
 	q.mu.Lock()
-	var its []*item
-	// Walk the heap from the root, descending only into nodes that are
-	// due: the children of a node are never earlier than it.
-	stack := []int{0}
-	for len(stack) > 0 {
-		i := stack[len(stack)-1]
-		stack = stack[:len(stack)-1]
-		if i >= len(q.due) || q.due[i].at.After(now) {
-			continue
+	defer q.mu.Unlock()
+	var out []string
+	for _, h := range []dueHeap{q.urgent, q.due} { // urgent ones first
+		var its []*item
+		// Walk the heap from the root, descending only into nodes that
+		// are due: the children of a node are never earlier than it.
+		stack := []int{0}
+		for len(stack) > 0 {
+			i := stack[len(stack)-1]
+			stack = stack[:len(stack)-1]
+			if i >= len(h) || h[i].at.After(now) {
+				continue
+			}
+			its = append(its, h[i])
+			stack = append(stack, 2*i+1, 2*i+2)
 		}
-		its = append(its, q.due[i])
-		stack = append(stack, 2*i+1, 2*i+2)
+		sort.Slice(its, func(i, j int) bool { return its[i].at.Before(its[j].at) })
+		for _, it := range its {
+			out = append(out, it.id)
+		}
 	}
-	sort.Slice(its, func(i, j int) bool { return its[i].at.Before(its[j].at) })
-	out := make([]string, len(its))
-	for i, it := range its {
-		out[i] = it.id
-	}
-	q.mu.Unlock()
 	return out
 }
 
@@ -595,21 +613,26 @@ func (q *Queue) Due(now time.Time) []string {
 func (q *Queue) DueN(now time.Time, n int) []string {
 	q.mu.Lock()
 	defer q.mu.Unlock()
-	var out []string
+	out := dueN(q.urgent, now, n, nil) // urgent (high-priority) messages first
+	return dueN(q.due, now, n, out)
+}
+
+// dueN appends to out the due ids of h, earliest first, until out holds n.
+func dueN(h dueHeap, now time.Time, n int, out []string) []string {
 	// Best-first walk of the heap: a frontier of heap positions ordered
 	// by due time; a node's children enter when it is taken.
-	front := &posHeap{h: q.due}
-	if len(q.due) > 0 {
+	front := &posHeap{h: h}
+	if len(h) > 0 {
 		front.idx = append(front.idx, 0)
 	}
 	for len(out) < n && front.Len() > 0 {
 		i := heap.Pop(front).(int)
-		if q.due[i].at.After(now) {
+		if h[i].at.After(now) {
 			break
 		}
-		out = append(out, q.due[i].id)
+		out = append(out, h[i].id)
 		for _, c := range []int{2*i + 1, 2*i + 2} {
-			if c < len(q.due) {
+			if c < len(h) {
 				heap.Push(front, c)
 			}
 		}
@@ -637,10 +660,15 @@ func (p *posHeap) Pop() any {
 func (q *Queue) NextDue() (time.Time, bool) {
 	q.mu.Lock()
 	defer q.mu.Unlock()
-	if len(q.due) == 0 {
+	switch {
+	case len(q.due) == 0 && len(q.urgent) == 0:
 		return time.Time{}, false
+	case len(q.due) == 0:
+		return q.urgent[0].at, true
+	case len(q.urgent) == 0 || q.due[0].at.Before(q.urgent[0].at):
+		return q.due[0].at, true
 	}
-	return q.due[0].at, true
+	return q.urgent[0].at, true
 }
 
 // Wake returns a channel that receives after an Enqueue or Update made
@@ -666,23 +694,29 @@ func dueAt(env *Envelope) (time.Time, bool) {
 
 func (q *Queue) setIndex(id string, env *Envelope) {
 	at, ok := dueAt(env)
+	urgent := q.opts.Priority != nil && q.opts.Priority(env) > 0
 	q.mu.Lock()
 	it, exists := q.index[id]
 	if !exists {
 		it = &item{id: id, pos: -1}
 		q.index[id] = it
 	}
+	if it.pos >= 0 && it.urgent != urgent { // its priority changed
+		heap.Remove(q.heapOf(it), it.pos)
+	}
+	it.urgent = urgent
+	h := q.heapOf(it)
 	sooner := false
 	if ok {
-		sooner = len(q.due) == 0 || at.Before(q.due[0].at) || (it.pos == 0)
+		sooner = len(*h) == 0 || at.Before((*h)[0].at) || (it.pos == 0) || urgent
 		it.at = at
 		if it.pos >= 0 {
-			heap.Fix(&q.due, it.pos)
+			heap.Fix(h, it.pos)
 		} else {
-			heap.Push(&q.due, it)
+			heap.Push(h, it)
 		}
 	} else if it.pos >= 0 {
-		heap.Remove(&q.due, it.pos)
+		heap.Remove(h, it.pos)
 	}
 	q.mu.Unlock()
 	if sooner {

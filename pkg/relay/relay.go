@@ -13,6 +13,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"net/mail"
 	"os"
 	"sync"
 	"sync/atomic"
@@ -36,6 +37,11 @@ type Hooks struct {
 	OnResult func(env *queue.Envelope, rcpt queue.Recipient, res delivery.Result)
 	// RcptCheck may refuse a recipient at RCPT time (suppression list).
 	RcptCheck func(ctx context.Context, from, rcpt string) *smtp.SMTPError
+	// Classify may set the stream of each accepted message before it is
+	// queued; Priority ranks queued messages (above 0: sent before the
+	// rest). Delivery streams use both.
+	Classify func(env *queue.Envelope, header mail.Header)
+	Priority func(env *queue.Envelope) int
 	// Services run alongside the relay (admin socket, metrics listener)
 	// until ctx is cancelled; an error from one stops the relay.
 	Services []Service
@@ -142,6 +148,7 @@ func New(cfg Config, log *slog.Logger) (_ *Relay, err error) {
 
 	opts := queue.DefaultOptions()
 	opts.Fsync = !cfg.NoFsync
+	opts.Priority = cfg.Hooks.Priority
 	if r.Queue, err = queue.Open(cfg.Spool, opts); err != nil {
 		return nil, fmt.Errorf("relay: %w", err)
 	}
@@ -173,6 +180,7 @@ func New(cfg Config, log *slog.Logger) (_ *Relay, err error) {
 
 	scfg := cfg.SMTP
 	scfg.RcptCheck = cfg.Hooks.RcptCheck
+	scfg.Classify = cfg.Hooks.Classify
 	scfg.Events = r.emit
 	if r.SMTP, err = smtpd.New(scfg, r.Queue, log); err != nil {
 		return nil, &ConfigError{fmt.Errorf("relay: %w", err)}
@@ -291,6 +299,7 @@ func (r *Relay) Reload(cfg Config) error {
 	cfg.SMTP.Hostname = cfg.Hostname
 	scfg := cfg.SMTP
 	scfg.RcptCheck = r.cfg.Hooks.RcptCheck
+	scfg.Classify = r.cfg.Hooks.Classify
 	scfg.Events = r.emit
 	// Re-read certificates first so a bad file changes nothing.
 	type pending struct {

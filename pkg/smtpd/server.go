@@ -8,6 +8,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"net/mail"
 	"os"
 	"strings"
 	"sync"
@@ -99,6 +100,10 @@ type Config struct {
 	// RcptCheck is consulted for every recipient (the suppression list
 	// uses it); a non-nil error refuses the recipient with that reply.
 	RcptCheck func(ctx context.Context, from, rcpt string) *smtp.SMTPError
+	// Classify, when set, sees each accepted message's envelope and
+	// header fields just before it is queued and may set env.Stream (the
+	// delivery stream: transactional, bulk…).
+	Classify func(env *queue.Envelope, header mail.Header)
 	// Events receives a bounced event for every recipient that
 	// RcptCheck refused, so refusals show in the delivery log.
 	Events func(events.Event)

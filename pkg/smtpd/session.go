@@ -8,6 +8,8 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"net/mail"
+	"net/textproto"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -259,6 +261,12 @@ func (ss *session) Data(r io.Reader) error {
 		ss.s.log.Warn("message refused: too much message data in memory", "client", ss.ipS, "max_buffered_bytes", cfg.MaxBufferedBytes)
 		return errBusy
 	}
+	if errors.Is(err, smtp.ErrTooLongLine) {
+		// RFC 5321 §4.5.3.1.6 allows 1000 octets; go-smtp accepts 2000.
+		// Permanent: resending the same message cannot help. go-smtp
+		// closes the connection after this reply.
+		return &smtp.SMTPError{Code: 550, EnhancedCode: smtp.EnhancedCode{5, 6, 0}, Message: "Message has a line longer than 2000 octets (RFC 5321 section 4.5.3.1.6)"}
+	}
 	if err != nil {
 		var serr *smtp.SMTPError
 		if errors.As(err, &serr) {
@@ -350,6 +358,14 @@ func (ss *session) Data(r io.Reader) error {
 		Body8BitMIME: ss.mailOpts.Body == smtp.Body8BitMIME,
 		SMTPUTF8:     ss.mailOpts.UTF8,
 		Recipients:   append([]queue.Recipient(nil), ss.rcpts...),
+	}
+	if cfg.Classify != nil {
+		h := mail.Header{}
+		for _, f := range fields {
+			k := textproto.CanonicalMIMEHeaderKey(f.Name)
+			h[k] = append(h[k], f.Value)
+		}
+		cfg.Classify(env, h)
 	}
 	content := io.MultiReader(strings.NewReader(sig), strings.NewReader(received), bytes.NewReader(body))
 	// RFC 5321 §6.1: 250 only once the message is safely stored.

@@ -1,8 +1,7 @@
 // Package stream sorts outgoing mail into delivery streams so that
 // transactional mail (receipts, password resets) is never stuck behind a
-// marketing batch and never shares its reputation: each stream has a
-// priority, a cap on the deliveries it may run at once, and may bind its
-// own source IP address and HELO name (RFC 5321 §4.1.1.1).
+// marketing batch: each stream has a priority, and the queue hands out
+// due messages of a higher-priority stream first.
 //
 // A message's stream is chosen, in order, by its X-Relayctl-Stream
 // header field (when it names a configured stream), the authenticated
@@ -11,7 +10,6 @@ package stream
 
 import (
 	"fmt"
-	"net"
 	"net/mail"
 	"strings"
 )
@@ -28,17 +26,9 @@ const (
 // Stream is one delivery stream.
 type Stream struct {
 	Name string `json:"name"`
-	// Priority: due messages of a higher priority are sent first.
+	// Priority: due messages of a stream with priority above 0 are sent
+	// before all others.
 	Priority int `json:"priority"`
-	// MaxInFlight caps the messages of this stream being delivered at
-	// once (0: up to the engine's concurrency), leaving room for the
-	// others.
-	MaxInFlight int `json:"max_in_flight,omitempty"`
-	// SourceIP is the local address to connect from ("" any).
-	SourceIP string `json:"source_ip,omitempty"`
-	// Hello is the EHLO name ("" the relay's hostname); it should match
-	// the source IP's reverse DNS.
-	Hello string `json:"hello,omitempty"`
 }
 
 // Config is the streams and the rules that choose them.
@@ -52,14 +42,9 @@ type Config struct {
 	Default string
 }
 
-// Defaults: transactional (priority 10) and bulk (priority 0, at most
-// three quarters of the deliveries at once).
-func Defaults(concurrency int) []Stream {
-	bulk := concurrency * 3 / 4
-	if bulk < 1 {
-		bulk = 1
-	}
-	return []Stream{{Name: Transactional, Priority: 10}, {Name: Bulk, Priority: 0, MaxInFlight: bulk}}
+// Defaults: transactional (priority 10) and bulk (priority 0).
+func Defaults() []Stream {
+	return []Stream{{Name: Transactional, Priority: 10}, {Name: Bulk, Priority: 0}}
 }
 
 // Policy classifies messages and answers stream settings.
@@ -70,10 +55,10 @@ type Policy struct {
 	domains map[string]string
 }
 
-// New validates cfg; without streams it uses Defaults(concurrency).
-func New(cfg Config, concurrency int) (*Policy, error) {
+// New validates cfg; without streams it uses Defaults().
+func New(cfg Config) (*Policy, error) {
 	if len(cfg.Streams) == 0 {
-		cfg.Streams = Defaults(concurrency)
+		cfg.Streams = Defaults()
 	}
 	if cfg.Default == "" {
 		cfg.Default = Transactional
@@ -86,15 +71,6 @@ func New(cfg Config, concurrency int) (*Policy, error) {
 		}
 		if _, dup := p.byName[s.Name]; dup {
 			return nil, fmt.Errorf("stream %s: defined twice", s.Name)
-		}
-		if s.MaxInFlight < 0 {
-			return nil, fmt.Errorf("stream %s: max_in_flight must not be negative", s.Name)
-		}
-		if s.SourceIP != "" && net.ParseIP(s.SourceIP) == nil {
-			return nil, fmt.Errorf("stream %s: source_ip %q is not an IP address", s.Name, s.SourceIP)
-		}
-		if strings.ContainsAny(s.Hello, " \t\r\n") {
-			return nil, fmt.Errorf("stream %s: hello %q: want a host name", s.Name, s.Hello)
 		}
 		p.byName[s.Name] = s
 	}
@@ -162,3 +138,11 @@ func (p *Policy) Get(name string) Stream {
 
 // Streams lists the configured streams.
 func (p *Policy) Streams() []Stream { return append([]Stream(nil), p.cfg.Streams...) }
+
+// Priority is the priority of the named stream.
+func (p *Policy) Priority(name string) int {
+	if name == "" {
+		name = p.cfg.Default
+	}
+	return p.Get(name).Priority
+}

@@ -9,7 +9,7 @@ func TestClassify(t *testing.T) {
 	p, err := New(Config{
 		Users:         map[string]string{"newsletter": "bulk"},
 		SenderDomains: map[string]string{"news.example.com": "bulk"},
-	}, 20)
+	})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -34,7 +34,7 @@ func TestClassify(t *testing.T) {
 			t.Errorf("%+v: %s", tc, got)
 		}
 	}
-	if s := p.Get("bulk"); s.Priority != 0 || s.MaxInFlight != 15 {
+	if s := p.Get("bulk"); s.Priority != 0 || p.Priority("") != 10 {
 		t.Errorf("bulk %+v", s)
 	}
 	if s := p.Get("legacy"); s.Name != "legacy" || s.Priority != 10 {
@@ -45,17 +45,12 @@ func TestClassify(t *testing.T) {
 func TestConfigErrors(t *testing.T) {
 	for name, cfg := range map[string]Config{
 		"dup":        {Streams: []Stream{{Name: "a"}, {Name: "A"}}, Default: "a"},
-		"bad ip":     {Streams: []Stream{{Name: "a", SourceIP: "300.1.1.1"}}, Default: "a"},
 		"no default": {Streams: []Stream{{Name: "a"}}},
 		"bad user":   {Users: map[string]string{"u": "nope"}},
-		"bad hello":  {Streams: []Stream{{Name: "a", Hello: "a b"}}, Default: "a"},
-		"negative":   {Streams: []Stream{{Name: "a", MaxInFlight: -1}}, Default: "a"},
+		"bad name":   {Streams: []Stream{{Name: "a b"}}, Default: "a b"},
 	} {
-		if _, err := New(cfg, 20); err == nil {
+		if _, err := New(cfg); err == nil {
 			t.Errorf("%s: accepted", name)
 		}
-	}
-	if s := Defaults(1); s[1].MaxInFlight != 1 {
-		t.Errorf("defaults with concurrency 1: %+v", s)
 	}
 }

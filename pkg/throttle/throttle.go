@@ -4,7 +4,8 @@
 // destination domain. When a receiver answers 421 (RFC 5321 §4.2.3:
 // service not available, closing) or a 4.7.x enhanced code (RFC 3463:
 // security or policy status — the codes providers use for rate limits),
-// the whole destination is paused for a while, not just that message,
+// the whole destination is paused for a while, not just that message
+// (greylisting, which shares those codes, is told apart by its text),
 // with the pause doubling while the refusals continue.
 //
 // The delivery engine asks Reserve before each message to a domain; when
@@ -152,9 +153,18 @@ func (t *Throttle) Reserve(domain string) (release func(), at time.Time, ok bool
 func (t *Throttle) PerConnection(domain string) int { return t.Limits(domain).PerConnection }
 
 // IsThrottling reports whether a reply asks the sender to slow down: 421,
-// or any 4xx with a 4.7.x enhanced code.
-func IsThrottling(code int, enhanced string) bool {
-	return code == 421 || (code >= 400 && code < 500 && strings.HasPrefix(enhanced, "4.7."))
+// or a 4xx with a 4.7.x enhanced code — except greylisting, which uses
+// the same codes (451 4.7.1 "greylisted") and only wants a retry of that
+// message later.
+func IsThrottling(code int, enhanced, response string) bool {
+	if code == 421 {
+		return true
+	}
+	if code < 400 || code >= 500 || !strings.HasPrefix(enhanced, "4.7.") {
+		return false
+	}
+	r := strings.ToLower(response)
+	return !strings.Contains(r, "greylist") && !strings.Contains(r, "graylist")
 }
 
 // Observe learns from a delivery result to domain: a throttling reply
@@ -171,7 +181,7 @@ func (t *Throttle) Observe(domain string, code int, enhanced, response string) (
 		s.pause = 0
 		s.reason = ""
 		return time.Time{}, false
-	case IsThrottling(code, enhanced):
+	case IsThrottling(code, enhanced, response):
 		if now.Before(s.pausedUntil) {
 			return s.pausedUntil, true // answers to attempts already under way
 		}

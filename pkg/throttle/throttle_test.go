@@ -125,9 +125,11 @@ func TestIsThrottling(t *testing.T) {
 	for _, tc := range []struct {
 		code int
 		enh  string
+		text string
 		want bool
-	}{{421, "", true}, {421, "4.3.2", true}, {450, "4.7.1", true}, {451, "4.7.0", true}, {451, "4.3.0", false}, {550, "5.7.1", false}, {452, "4.2.2", false}} {
-		if IsThrottling(tc.code, tc.enh) != tc.want {
+	}{{421, "", "", true}, {421, "4.3.2", "", true}, {450, "4.7.1", "rate limited", true}, {451, "4.7.0", "", true},
+		{451, "4.7.1", "Greylisted, try again in 5 minutes", false}, {451, "4.3.0", "", false}, {550, "5.7.1", "", false}, {452, "4.2.2", "", false}} {
+		if IsThrottling(tc.code, tc.enh, tc.text) != tc.want {
 			t.Errorf("%d %s", tc.code, tc.enh)
 		}
 	}
