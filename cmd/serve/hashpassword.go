@@ -25,7 +25,7 @@ func NewCmdHashPassword(f *cmdutil.Factory, runF func(*HashOptions) error) *cobr
 	o := &HashOptions{F: f}
 	return &cobra.Command{
 		Use:   "hash-password",
-		Short: "Print a bcrypt hash of a password for serve.users[].password_hash",
+		Short: "Print a bcrypt hash for serve.users[].password_hash",
 		Long: `Read a password and print its bcrypt hash, for the password_hash of a user in
 the serve: section of the config file.
 

@@ -75,9 +75,12 @@ trusted networks, limits, DKIM keys and certificates from the config file.
 Exit codes: 0 stopped cleanly, 2 invalid configuration, 3 could not start
 (address in use, spool not writable) or failed while running.`,
 		Example: `  relayctl serve
-  relayctl serve --listen starttls://0.0.0.0:587 --cert /etc/relayctl/tls.crt --key /etc/relayctl/tls.key
-  relayctl serve --route '*=smarthost.example.net:587' --delivery-log /var/log/relayctl/delivery.jsonl
-  relayctl serve --resolver 127.0.0.1:5353 --delivery-port 2526   # lab: test DNS and MX port`,
+  relayctl serve --listen starttls://0.0.0.0:587 \
+      --cert /etc/relayctl/tls.crt --key /etc/relayctl/tls.key
+  relayctl serve --route '*=smarthost.example.net:587' \
+      --delivery-log /var/log/relayctl/delivery.jsonl
+  # lab: test DNS server, MX hosts on a loopback port
+  relayctl serve --resolver 127.0.0.1:5353 --delivery-port 2526`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			o.flags = cmd.Flags()
@@ -88,18 +91,18 @@ Exit codes: 0 stopped cleanly, 2 invalid configuration, 3 could not start
 		},
 	}
 	fs := cmd.Flags()
-	fs.StringArrayVar(&o.Listen, "listen", nil, "listen address: host:port, starttls://host:port or tls://host:port (repeatable; default 127.0.0.1:2525)")
-	fs.StringVar(&o.CertFile, "cert", "", "TLS certificate (PEM) for starttls:// and tls:// listeners")
+	fs.StringArrayVar(&o.Listen, "listen", nil, "ADDR, starttls://ADDR or tls://ADDR (repeatable)")
+	fs.StringVar(&o.CertFile, "cert", "", "TLS certificate (PEM) for TLS listeners")
 	fs.StringVar(&o.KeyFile, "key", "", "TLS private key (PEM) for --cert")
-	fs.StringVar(&o.Spool, "spool", "", "queue directory (default $XDG_STATE_HOME/relayctl/spool)")
-	fs.StringVar(&o.Hostname, "hostname", "", "name in the greeting, Received fields and EHLO (default: the system hostname)")
-	fs.BoolVar(&o.InsecureAuth, "insecure-auth", false, "offer AUTH without TLS on non-loopback listeners (passwords in cleartext)")
-	fs.StringArrayVar(&o.TrustedNetworks, "trusted-network", nil, "CIDR that may relay without AUTH (repeatable; replaces serve.trusted_networks)")
-	fs.IntVar(&o.DeliveryPort, "delivery-port", 0, "port for MX hosts (default 25; for test labs)")
-	fs.StringArrayVar(&o.Routes, "route", nil, "deliver mail for DOMAIN (or *) to HOST:PORT instead of its MX: DOMAIN=HOST:PORT (repeatable)")
-	fs.StringVar(&o.DeliveryLog, "delivery-log", "", "append one JSON line per delivery attempt to FILE")
-	fs.Int64Var(&o.MaxMessageBytes, "max-message-size", 0, "largest message accepted, in bytes (default 26214400)")
-	fs.StringVar(&o.LogLevel, "log-level", "info", "log level on stderr: debug, info, warn or error")
+	fs.StringVar(&o.Spool, "spool", "", "queue directory (default: XDG state dir)")
+	fs.StringVar(&o.Hostname, "hostname", "", "greeting and EHLO name (default: system)")
+	fs.BoolVar(&o.InsecureAuth, "insecure-auth", false, "allow AUTH without TLS from the network")
+	fs.StringArrayVar(&o.TrustedNetworks, "trusted-network", nil, "CIDR relaying without AUTH (repeatable)")
+	fs.IntVar(&o.DeliveryPort, "delivery-port", 0, "port on MX hosts (default 25; labs)")
+	fs.StringArrayVar(&o.Routes, "route", nil, "DOMAIN=HOST:PORT or *=HOST:PORT (repeatable)")
+	fs.StringVar(&o.DeliveryLog, "delivery-log", "", "JSON-lines log of delivery attempts")
+	fs.Int64Var(&o.MaxMessageBytes, "max-message-size", 0, "max message bytes (default 26214400)")
+	fs.StringVar(&o.LogLevel, "log-level", "info", "debug, info, warn or error")
 
 	cmd.AddCommand(NewCmdHashPassword(f, nil))
 	return cmd

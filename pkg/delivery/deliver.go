@@ -126,7 +126,7 @@ func (d *deliverer) try(ctx context.Context, t target, addr string, j job) ([]ou
 		}
 	}
 	res, f, reusable := d.transact(ctx, s, j)
-	if f != nil && s.reused && f.Code == 0 {
+	if f != nil && s.reused && f.Code == 0 && !f.Permanent {
 		// A cached connection the server had closed: once more on a fresh one.
 		s.close()
 		s, err := d.dial(ctx, t, addr, false)

@@ -752,3 +752,37 @@ func TestSizeLimit(t *testing.T) {
 		t.Fatalf("result %+v", res[0])
 	}
 }
+
+// Held recipients are not tried; RetryNow makes deferred ones due at once.
+func TestHeldAndRetryNow(t *testing.T) {
+	port := freePort(t)
+	mx := startSink(t, sinkOpts{ip: "127.0.0.2", port: port})
+	l := newLab(t, labZone, port)
+	later := time.Now().Add(time.Hour)
+	id := l.enqueueEnv(&queue.Envelope{From: "app@sender.test", Recipients: []queue.Recipient{
+		{Address: "held@example.test", State: queue.StateHeld},
+		{Address: "deferred@example.test", State: queue.StateDeferred, NextAttempt: later, Attempts: 1},
+	}})
+	e, err := New(l.cfg, l.q)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	done := make(chan struct{})
+	go func() { defer close(done); e.Run(ctx) }()
+	defer func() { cancel(); <-done }()
+	time.Sleep(100 * time.Millisecond)
+	if n := len(mx.messages()); n != 0 {
+		t.Fatalf("%d messages before RetryNow", n)
+	}
+	e.RetryNow(id)
+	waitFor(t, "delivery after RetryNow", func() bool { return len(mx.messages()) == 1 })
+	if m := mx.messages()[0]; len(m.To) != 1 || m.To[0] != "deferred@example.test" {
+		t.Fatalf("delivered %+v", m)
+	}
+	waitFor(t, "the held recipient to remain alone", func() bool {
+		env, err := l.q.Get(id)
+		return err == nil && env.Recipients[1].State == queue.StateDelivered && env.Recipients[0].State == queue.StateHeld
+	})
+}

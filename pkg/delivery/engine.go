@@ -231,7 +231,10 @@ func (e *Engine) Run(ctx context.Context) error {
 		if waitKick {
 			// Something due is in flight or waits for a free slot: a
 			// completion kicks us; look again within a second regardless.
-			wait = min(max(wait, 0)+time.Second, time.Second)
+			if wait <= 0 {
+				wait = time.Second // the earliest is in flight
+			}
+			wait = min(wait, time.Second)
 		} else if wait <= 0 {
 			continue
 		}

@@ -441,7 +441,7 @@ func TestDueManyFast(t *testing.T) {
 	}
 	defer q.Close()
 	now := time.Now()
-	for i := 0; i < 2000; i++ {
+	for i := 0; i < 500; i++ {
 		env := testEnv("r@x")
 		env.Recipients[0].State = StateDeferred
 		env.Recipients[0].NextAttempt = now.Add(time.Duration(i-10) * time.Minute)

@@ -261,6 +261,12 @@ func (ss *session) Data(r io.Reader) error {
 		ss.s.log.Warn("message refused: too much message data in memory", "client", ss.ipS, "max_buffered_bytes", cfg.MaxBufferedBytes)
 		return errBusy
 	}
+	if errors.Is(err, smtp.ErrTooLongLine) {
+		// RFC 5321 §4.5.3.1.6 allows 1000 octets; go-smtp accepts 2000.
+		// Permanent: resending the same message cannot help. go-smtp
+		// closes the connection after this reply.
+		return &smtp.SMTPError{Code: 550, EnhancedCode: smtp.EnhancedCode{5, 6, 0}, Message: "Message has a line longer than 2000 octets (RFC 5321 section 4.5.3.1.6)"}
+	}
 	if err != nil {
 		var serr *smtp.SMTPError
 		if errors.As(err, &serr) {

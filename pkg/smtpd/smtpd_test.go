@@ -666,3 +666,15 @@ func TestBufferedBytesLimit(t *testing.T) {
 		t.Errorf("%d bytes still counted", got)
 	}
 }
+
+// TestLongLine: a line past go-smtp's 2000-octet limit is refused
+// permanently (a 4xx would make the client retry the same message
+// forever).
+func TestLongLine(t *testing.T) {
+	ts := startServer(t, Config{TrustedNetworks: loopbackNets(t)}, serverOpts{})
+	err := send(ts.dial(t), "a@example.com", []string{"x@dest.test"}, "From: a@example.com\r\n\r\n"+strings.Repeat("x", 3000)+"\r\n")
+	wantCode(t, err, 550, "3000-octet line")
+	if envs, _ := ts.messages(t); len(envs) != 0 {
+		t.Fatal("queued")
+	}
+}
