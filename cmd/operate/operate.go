@@ -69,6 +69,8 @@ type streamsEntry struct {
 	List []struct {
 		Name     string `mapstructure:"name"`
 		Priority int    `mapstructure:"priority"`
+		SourceIP string `mapstructure:"source_ip"`
+		Hello    string `mapstructure:"hello"`
 	} `mapstructure:"list"`
 	Users         map[string]string `mapstructure:"users"`
 	SenderDomains map[string]string `mapstructure:"sender_domains"`
@@ -186,11 +188,12 @@ func Setup(f *cmdutil.Factory, cfg *relay.Config, log *slog.Logger) (*Ops, error
 	}
 	sc := stream.Config{Users: se.Users, SenderDomains: se.SenderDomains, Default: se.Default}
 	for _, st := range se.List {
-		sc.Streams = append(sc.Streams, stream.Stream{Name: st.Name, Priority: st.Priority})
+		sc.Streams = append(sc.Streams, stream.Stream{Name: st.Name, Priority: st.Priority, SourceIP: st.SourceIP, Hello: st.Hello})
 	}
 	if o.Streams, err = stream.New(sc); err != nil {
 		return nil, cmdutil.Usagef("%s: %v", KeyStreams, err)
 	}
+	cfg.Delivery.Identity = o.Streams.Identity
 
 	o.Socket = f.Config.GetString(KeyAdminSocket)
 	if o.Socket == "" {
@@ -257,6 +260,13 @@ func Setup(f *cmdutil.Factory, cfg *relay.Config, log *slog.Logger) (*Ops, error
 	}
 	if h.Priority == nil {
 		h.Priority = func(env *queue.Envelope) int { return streams.Priority(env.Stream) }
+	}
+	prevQueued := h.Queued
+	h.Queued = func(env *queue.Envelope) {
+		if prevQueued != nil {
+			prevQueued(env)
+		}
+		o.Metrics.Accepted(len(env.Recipients))
 	}
 	h.Events = append(h.Events, o.Metrics.Delivery)
 	if o.Webhook != nil {

@@ -185,6 +185,8 @@ func TestHardBounceSuppressesNextMessage(t *testing.T) {
 		`relayctl_delivery_attempts_total{domain="dest.test",result="delivered"} 3`,
 		`relayctl_recipients_rejected_total{reason="suppressed"} 1`,
 		`relayctl_suppressions_total{source="hard-bounce"} 1`,
+		`relayctl_messages_accepted_total 3`,
+		`relayctl_recipients_accepted_total 4`,
 		`relayctl_delivery_latency_seconds_count 3`,
 		`relayctl_delivery_tls_total{tls="false"}`,
 	} {
@@ -484,4 +486,40 @@ func TestTransactionalOvertakesBulkBacklog(t *testing.T) {
 	if left < backlog/2 || overtaken > 10 {
 		t.Errorf("transactional waited behind the backlog: %d delivered in between, %d left", overtaken, left)
 	}
+}
+
+// Streams send from their own address and HELO name.
+func TestStreamIdentity(t *testing.T) {
+	if l, err := net.Listen("tcp", "127.0.0.2:0"); err != nil {
+		t.Skipf("cannot bind 127.0.0.2 on this host: %v", err)
+	} else {
+		l.Close()
+	}
+	l := startLab(t, map[string]any{"serve.streams": map[string]any{
+		"list": []any{
+			map[string]any{"name": "transactional", "priority": 10},
+			map[string]any{"name": "bulk", "priority": 0, "source_ip": "127.0.0.2", "hello": "bulk.relay.test"},
+		},
+		"sender_domains": map[string]any{"news.example.com": "bulk"},
+	}}, nil)
+	l.submit(t, "a@dest.test") // transactional (default)
+	msg := "From: news@news.example.com\r\nSubject: offer\r\n\r\nbuy\r\n"
+	if _, err := submit.Send(context.Background(), submit.Options{Addr: l.addr, Hello: "app.test"}, "news@news.example.com", []string{"b@dest.test"}, []byte(msg)); err != nil {
+		t.Fatal(err)
+	}
+	got := l.mx.Wait(t, 2, 10*time.Second)
+	by := map[string]smtptest.Message{}
+	for _, m := range got {
+		by[m.To[0]] = m
+	}
+	if m := by["a@dest.test"]; m.RemoteIP != "127.0.0.1" || m.Helo != "relay.test" {
+		t.Errorf("transactional sent from %s as %s", m.RemoteIP, m.Helo)
+	}
+	if m := by["b@dest.test"]; m.RemoteIP != "127.0.0.2" || m.Helo != "bulk.relay.test" {
+		t.Errorf("bulk sent from %s as %s", m.RemoteIP, m.Helo)
+	}
+	waitFor(t, "the stream in the delivery log", func() bool {
+		b, _ := os.ReadFile(l.dlog)
+		return strings.Contains(string(b), `"recipient":"b@dest.test","domain":"dest.test","stream":"bulk"`)
+	})
 }

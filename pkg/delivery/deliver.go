@@ -36,6 +36,8 @@ type job struct {
 	// perConn caps the messages one connection carries (0: no limit;
 	// Config.Throttle).
 	perConn int
+	// source and hello: the stream's sending identity (Config.Identity).
+	source, hello string
 }
 
 // outcome is a Result plus what the engine needs for DSNs.
@@ -70,6 +72,9 @@ func (d *deliverer) deliverDomain(ctx context.Context, domain string, j job) []o
 	targets, f := d.route(ctx, domain)
 	if f != nil {
 		return all(f)
+	}
+	for i := range targets {
+		targets[i].source, targets[i].hello = j.source, j.hello
 	}
 	var last *failure
 	for _, t := range targets {

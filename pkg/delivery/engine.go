@@ -56,6 +56,10 @@ type Config struct {
 	// Throttle, when set, limits deliveries per destination domain and
 	// pauses a whole domain that answers 421 or 4.7.x (pkg/throttle).
 	Throttle Throttle
+	// Identity, when set, gives the local IP address and EHLO name to
+	// send a stream's messages from ("" for the defaults), so streams
+	// keep separate reputations (pkg/stream).
+	Identity func(stream string) (sourceIP, hello string)
 
 	Events   func(events.Event)                                          // every attempt of every recipient (nil ok)
 	OnResult func(env *queue.Envelope, rcpt queue.Recipient, res Result) // after each recipient attempt
@@ -344,6 +348,9 @@ func (e *Engine) process(ctx context.Context, id string) {
 			open: func() (io.ReadCloser, error) { return e.q.Content(id) }}
 		for _, i := range idx {
 			j.rcpts = append(j.rcpts, env.Recipients[i])
+		}
+		if e.cfg.Identity != nil {
+			j.source, j.hello = e.cfg.Identity(env.Stream)
 		}
 		var release func()
 		if th := e.cfg.Throttle; th != nil {

@@ -21,6 +21,9 @@ type target struct {
 	Addrs []string // "ip:port", IPv6 first then IPv4
 	v4    int      // index of the first IPv4 address in Addrs
 	route *Route   // settings of a configured route, nil for MX hosts
+	// source and hello are the sending identity of the message's stream
+	// (Config.Identity): local address and EHLO name; "" the defaults.
+	source, hello string
 }
 
 // TLS policies of a Route.

@@ -69,6 +69,9 @@ var errTLS = errors.New("delivery: STARTTLS failed")
 // STARTTLS when offered (unless plain), EHLO again.
 func (d *deliverer) dial(ctx context.Context, t target, addr string, plain bool) (*session, error) {
 	dl := net.Dialer{Timeout: d.cfg.DialTimeout}
+	if t.source != "" {
+		dl.LocalAddr = &net.TCPAddr{IP: net.ParseIP(t.source)} // the stream's own address
+	}
 	conn, err := dl.DialContext(ctx, "tcp", addr)
 	if err != nil {
 		return nil, err
@@ -85,10 +88,14 @@ func (d *deliverer) dial(ctx context.Context, t target, addr string, plain bool)
 }
 
 func poolKey(addr string, t target) string {
-	if t.route == nil {
-		return addr
+	key := addr
+	if t.route != nil {
+		key += "|" + t.route.Username + "|" + t.route.TLS
 	}
-	return addr + "|" + t.route.Username + "|" + t.route.TLS
+	if t.source != "" || t.hello != "" {
+		key += "|" + t.source + "|" + t.hello // streams never share a connection
+	}
+	return key
 }
 
 // requireTLS tells whether the target must not be used in plain text.
@@ -119,7 +126,11 @@ func (d *deliverer) handshake(ctx context.Context, raw net.Conn, t target, plain
 	if _, _, err := tp.ReadResponse(220); err != nil { // RFC 5321 §4.3.1 greeting
 		return nil, smtpErr(err)
 	}
-	ext, err := ehlo(tp, d.cfg.Hostname)
+	name := d.cfg.Hostname
+	if t.hello != "" {
+		name = t.hello
+	}
+	ext, err := ehlo(tp, name)
 	if err != nil {
 		return nil, err
 	}
@@ -151,7 +162,7 @@ func (d *deliverer) handshake(ctx context.Context, raw net.Conn, t target, plain
 	c := smtp.NewClient(&prefixConn{Conn: cur, prefix: []byte("220 relayctl\r\n")})
 	c.CommandTimeout = d.cfg.CommandTimeout
 	c.SubmissionTimeout = d.cfg.DataTimeout
-	if err := c.Hello(d.cfg.Hostname); err != nil { // EHLO (again, after TLS: RFC 3207 §4.2)
+	if err := c.Hello(name); err != nil { // EHLO (again, after TLS: RFC 3207 §4.2)
 		c.Close()
 		return nil, smtpErr(err)
 	}

@@ -42,6 +42,8 @@ type Hooks struct {
 	// rest). Delivery streams use both.
 	Classify func(env *queue.Envelope, header mail.Header)
 	Priority func(env *queue.Envelope) int
+	// Queued is told about each message the SMTP server queued.
+	Queued func(env *queue.Envelope)
 	// Services run alongside the relay (admin socket, metrics listener)
 	// until ctx is cancelled; an error from one stops the relay.
 	Services []Service
@@ -181,6 +183,7 @@ func New(cfg Config, log *slog.Logger) (_ *Relay, err error) {
 	scfg := cfg.SMTP
 	scfg.RcptCheck = cfg.Hooks.RcptCheck
 	scfg.Classify = cfg.Hooks.Classify
+	scfg.Queued = cfg.Hooks.Queued
 	scfg.Events = r.emit
 	if r.SMTP, err = smtpd.New(scfg, r.Queue, log); err != nil {
 		return nil, &ConfigError{fmt.Errorf("relay: %w", err)}
@@ -300,6 +303,7 @@ func (r *Relay) Reload(cfg Config) error {
 	scfg := cfg.SMTP
 	scfg.RcptCheck = r.cfg.Hooks.RcptCheck
 	scfg.Classify = r.cfg.Hooks.Classify
+	scfg.Queued = r.cfg.Hooks.Queued
 	scfg.Events = r.emit
 	// Re-read certificates first so a bad file changes nothing.
 	type pending struct {

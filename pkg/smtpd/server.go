@@ -104,6 +104,9 @@ type Config struct {
 	// header fields just before it is queued and may set env.Stream (the
 	// delivery stream: transactional, bulk…).
 	Classify func(env *queue.Envelope, header mail.Header)
+	// Queued, when set, is told about each message once it is queued
+	// (metrics count accepted messages here).
+	Queued func(env *queue.Envelope)
 	// Events receives a bounced event for every recipient that
 	// RcptCheck refused, so refusals show in the delivery log.
 	Events func(events.Event)

@@ -379,6 +379,9 @@ func (ss *session) Data(r io.Reader) error {
 	}
 	ss.s.log.Info("queued", "id", id, "client", ss.ipS, "user", userName, "from", ss.from,
 		"rcpts", len(addrs), "size", env.Size, "message_id", msgID, "dkim", sig != "")
+	if cfg.Queued != nil {
+		cfg.Queued(env)
+	}
 	return nil
 }
 

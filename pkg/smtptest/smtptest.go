@@ -45,6 +45,8 @@ type Message struct {
 	TLS  bool
 	User string
 	At   time.Time
+	// Helo is the client's EHLO/HELO name, RemoteIP its address.
+	Helo, RemoteIP string
 }
 
 // Hook decides the reply to a command: cmd is "MAIL", "RCPT" or "DATA",
@@ -245,7 +247,9 @@ func (ss *session) Data(r io.Reader) error {
 	}
 	_, isTLS := ss.conn.TLSConnectionState()
 	ss.s.mu.Lock()
-	ss.s.msgs = append(ss.s.msgs, Message{From: ss.from, To: ss.to, Data: data, TLS: isTLS || ss.tls, User: ss.user, At: time.Now()})
+	ip, _, _ := net.SplitHostPort(ss.conn.Conn().RemoteAddr().String())
+	ss.s.msgs = append(ss.s.msgs, Message{From: ss.from, To: ss.to, Data: data, TLS: isTLS || ss.tls, User: ss.user, At: time.Now(),
+		Helo: ss.conn.Hostname(), RemoteIP: ip})
 	ss.s.mu.Unlock()
 	select {
 	case ss.s.delivered <- struct{}{}:

@@ -1,7 +1,9 @@
 // Package stream sorts outgoing mail into delivery streams so that
 // transactional mail (receipts, password resets) is never stuck behind a
-// marketing batch: each stream has a priority, and the queue hands out
-// due messages of a higher-priority stream first.
+// marketing batch and never shares its reputation: each stream has a
+// priority (the queue hands out due messages of a higher-priority stream
+// first) and may bind its own source IP address and HELO name (RFC 5321
+// §4.1.1.1; the name should match the address's reverse DNS).
 //
 // A message's stream is chosen, in order, by its X-Relayctl-Stream
 // header field (when it names a configured stream), the authenticated
@@ -10,6 +12,7 @@ package stream
 
 import (
 	"fmt"
+	"net"
 	"net/mail"
 	"strings"
 )
@@ -29,6 +32,10 @@ type Stream struct {
 	// Priority: due messages of a stream with priority above 0 are sent
 	// before all others.
 	Priority int `json:"priority"`
+	// SourceIP is the local address to connect from ("" any).
+	SourceIP string `json:"source_ip,omitempty"`
+	// Hello is the EHLO name ("" the relay's hostname).
+	Hello string `json:"hello,omitempty"`
 }
 
 // Config is the streams and the rules that choose them.
@@ -68,6 +75,12 @@ func New(cfg Config) (*Policy, error) {
 		s.Name = strings.ToLower(strings.TrimSpace(s.Name))
 		if s.Name == "" || strings.ContainsAny(s.Name, " \t\r\n") {
 			return nil, fmt.Errorf("stream: name %q: want a single word", s.Name)
+		}
+		if s.SourceIP != "" && net.ParseIP(s.SourceIP) == nil {
+			return nil, fmt.Errorf("stream %s: source_ip %q is not an IP address", s.Name, s.SourceIP)
+		}
+		if strings.ContainsAny(s.Hello, " \t\r\n") {
+			return nil, fmt.Errorf("stream %s: hello %q: want a host name", s.Name, s.Hello)
 		}
 		if _, dup := p.byName[s.Name]; dup {
 			return nil, fmt.Errorf("stream %s: defined twice", s.Name)
@@ -145,4 +158,14 @@ func (p *Policy) Priority(name string) int {
 		name = p.cfg.Default
 	}
 	return p.Get(name).Priority
+}
+
+// Identity is the source IP and EHLO name of the named stream ("" for
+// the relay's defaults).
+func (p *Policy) Identity(name string) (sourceIP, hello string) {
+	if name == "" {
+		name = p.cfg.Default
+	}
+	s := p.Get(name)
+	return s.SourceIP, s.Hello
 }

@@ -48,6 +48,8 @@ func TestConfigErrors(t *testing.T) {
 		"no default": {Streams: []Stream{{Name: "a"}}},
 		"bad user":   {Users: map[string]string{"u": "nope"}},
 		"bad name":   {Streams: []Stream{{Name: "a b"}}, Default: "a b"},
+		"bad ip":     {Streams: []Stream{{Name: "a", SourceIP: "300.1.1.1"}}, Default: "a"},
+		"bad hello":  {Streams: []Stream{{Name: "a", Hello: "a b"}}, Default: "a"},
 	} {
 		if _, err := New(cfg); err == nil {
 			t.Errorf("%s: accepted", name)
