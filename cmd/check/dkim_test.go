@@ -192,6 +192,7 @@ func TestCheckDKIMUsage(t *testing.T) {
 		{"check", "dkim", "--message", "/nonexistent.eml"},
 		{"check", "dkim", "bad..domain", "-s", "s1"},
 		{"check", "dkim", "example.com", "-s", "bad selector"},
+		{"check", "dkim", "example.com", "-s", "s1._domainkey.example.com"},
 	} {
 		res := cmdtest.Run(t, append(args, "--resolver", "127.0.0.1:1")...)
 		if res.Code != 2 || strings.Count(strings.TrimSpace(res.Stderr), "\n") != 0 {

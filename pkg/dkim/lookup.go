@@ -43,6 +43,9 @@ func ValidSelector(s string) error {
 	if s == "" {
 		return fmt.Errorf("empty selector")
 	}
+	if strings.Contains(strings.ToLower(s), "_domainkey") {
+		return fmt.Errorf("selector %q: give only the selector (e.g. s1), not the record name", s)
+	}
 	for _, label := range strings.Split(s, ".") {
 		if label == "" || len(label) > 63 {
 			return fmt.Errorf("selector %q: labels must be 1–63 characters", s)
