@@ -22,6 +22,7 @@ import (
 	"time"
 
 	"github.com/emersion/go-smtp"
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/relayctl/relayctl/cmd/cmdutil"
 	suppresscmd "github.com/relayctl/relayctl/cmd/suppress"
@@ -180,6 +181,18 @@ func Setup(f *cmdutil.Factory, cfg *relay.Config, log *slog.Logger) (*Ops, error
 	}
 	o.Throttle = throttle.New(tc)
 	cfg.Delivery.Throttle = o.Throttle
+	th := o.Throttle
+	o.Metrics.Registry().MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "relayctl_destinations_paused", Help: "Destination domains paused after a 421 or 4.7.x throttling reply.",
+	}, func() float64 {
+		n := 0
+		for _, d := range th.Snapshot() {
+			if !d.PausedUntil.IsZero() {
+				n++
+			}
+		}
+		return float64(n)
+	}))
 
 	// Streams.
 	var se streamsEntry
@@ -325,6 +338,7 @@ func (o *Ops) adminService(ctx context.Context, r *relay.Relay) error {
 		Bounce:      func(env *queue.Envelope, reason string) error { return bounce(r, env, reason) },
 		DeliveryLog: r.Config().DeliveryLog,
 		Metrics:     o.Metrics.Handler(),
+		Throttles:   func() any { return o.Throttle.Snapshot() },
 		Log:         o.log,
 	}
 	o.log.Info("admin socket listening", "path", o.Socket)

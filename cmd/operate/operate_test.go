@@ -437,6 +437,13 @@ func TestThrottleReplyPausesOnlyThatDestination(t *testing.T) {
 	if slow != 1 {
 		t.Errorf("%d RCPTs to the paused destination, want 1", slow)
 	}
+	out := cmdtest.Run(t, "queue", "throttles")
+	if out.Code != 0 || !strings.Contains(out.Stdout, "dest.test  0 connection(s)") || !strings.Contains(out.Stdout, "paused for 59m") || !strings.Contains(out.Stdout, "too many messages") {
+		t.Errorf("queue throttles: %d\n%s", out.Code, out.Stdout)
+	}
+	if m := l.metrics(t); !strings.Contains(m, "relayctl_destinations_paused 1") {
+		t.Error("metrics lack the paused destination")
+	}
 }
 
 // A transactional message overtakes a 5,000-message bulk backlog.

@@ -17,6 +17,7 @@ import (
 	"github.com/relayctl/relayctl/pkg/admin"
 	"github.com/relayctl/relayctl/pkg/queue"
 	"github.com/relayctl/relayctl/pkg/report"
+	"github.com/relayctl/relayctl/pkg/throttle"
 )
 
 // KeySocket is the admin socket (`serve.admin.socket`).
@@ -55,8 +56,56 @@ relay answers on the socket.`,
 	cmd.AddCommand(newList(f, client), newShow(f, client), newRetry(f, client),
 		newAction(f, client, "hold", "Stop delivery attempts for a message until released", (*admin.Client).Hold),
 		newAction(f, client, "release", "Release a held message: its recipients are tried now", (*admin.Client).Release),
-		newDelete(f, client))
+		newDelete(f, client), newThrottles(f, client))
 	return cmd
+}
+
+func newThrottles(f *cmdutil.Factory, client func() *admin.Client) *cobra.Command {
+	return &cobra.Command{
+		Use:   "throttles",
+		Short: "Show destinations the relay is pacing or has paused after a 421",
+		Long: `Show the destination domains with deliveries under way or in the last minute,
+and those paused after a 421 or 4.7.x throttling reply, with the reply and
+when the pause ends. "queue retry --domain D" does not lift a pause.`,
+		Example: `  relayctl queue throttles`,
+		Args:    cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			var dests []throttle.Destination
+			rep := report.New("queue throttles", "")
+			if err := client().Throttles(ctx(cmd), &dests); err != nil {
+				if err := apiErr(rep, err); err != nil {
+					return err
+				}
+			}
+			if dests == nil {
+				dests = []throttle.Destination{}
+			}
+			rep.Result = dests
+			now := f.Now()
+			for _, d := range dests {
+				if !d.PausedUntil.IsZero() {
+					rep.Warn("queue.destination-paused", "%s paused for %s after: %s", d.Domain, age(d.PausedUntil.Sub(now)), d.Reason)
+				}
+			}
+			return f.Output(rep, func(w io.Writer, st *cmdutil.Styles) error {
+				if len(dests) == 0 {
+					fmt.Fprintln(w, "no destination is being paced or paused")
+					return nil
+				}
+				for _, d := range dests {
+					line := fmt.Sprintf("%s  %d connection(s), %d message(s) in the last minute", st.Bold.Render(d.Domain), d.Connections, d.LastMinute)
+					fmt.Fprintln(w, line)
+					if !d.PausedUntil.IsZero() {
+						fmt.Fprintf(w, "  %s for %s\n", st.Warn.Render("paused"), age(d.PausedUntil.Sub(now)))
+						for _, l := range cmdutil.Wrap(d.Reason, cmdutil.Width-4) {
+							fmt.Fprintf(w, "    %s\n", st.Dim.Render(l))
+						}
+					}
+				}
+				return nil
+			})
+		},
+	}
 }
 
 // apiErr maps admin errors to exit codes: unreachable → 3, not found or

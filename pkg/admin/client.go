@@ -165,3 +165,8 @@ func (c *Client) Metrics(ctx context.Context) (string, error) {
 	}
 	return string(b), err
 }
+
+// Throttles decodes the relay's destination throttle states into out.
+func (c *Client) Throttles(ctx context.Context, out any) error {
+	return c.do(ctx, http.MethodGet, "/v1/throttles", nil, out)
+}

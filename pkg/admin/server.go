@@ -58,8 +58,11 @@ type Server struct {
 	DeliveryLog string
 	// Metrics, when set, is served at /metrics.
 	Metrics http.Handler
-	Log     *slog.Logger
-	Now     func() time.Time
+	// Throttles, when set, reports the destinations the relay is holding
+	// back (GET /v1/throttles).
+	Throttles func() any
+	Log       *slog.Logger
+	Now       func() time.Time
 }
 
 // Handler returns the HTTP handler.
@@ -77,6 +80,11 @@ func (s *Server) Handler() http.Handler {
 	})
 	if s.Metrics != nil {
 		mux.Handle("GET /metrics", s.Metrics)
+	}
+	if s.Throttles != nil {
+		mux.HandleFunc("GET /v1/throttles", func(w http.ResponseWriter, _ *http.Request) {
+			writeJSON(w, http.StatusOK, s.Throttles())
+		})
 	}
 	return mux
 }
