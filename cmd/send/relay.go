@@ -6,6 +6,7 @@ package send
 import (
 	"errors"
 	"fmt"
+	"net"
 	"os"
 	"strings"
 	"time"
@@ -13,6 +14,7 @@ import (
 	"github.com/spf13/pflag"
 
 	"github.com/relayctl/relayctl/cmd/cmdutil"
+	"github.com/relayctl/relayctl/pkg/relay"
 	"github.com/relayctl/relayctl/pkg/submit"
 )
 
@@ -33,8 +35,8 @@ const (
 
 var errNoPassword = errors.New("no password")
 
-// DefaultServer is the local relay's submission port.
-const DefaultServer = "localhost:587"
+// DefaultServer is where `relayctl serve` listens by default.
+const DefaultServer = relay.DefaultListen
 
 // RelayFlags are the flags that say where a message is submitted.
 type RelayFlags struct {
@@ -46,7 +48,7 @@ type RelayFlags struct {
 // Bind registers the flags on fs.
 func (r *RelayFlags) Bind(fs *pflag.FlagSet) {
 	r.fs = fs
-	fs.StringVar(&r.Server, "server", "", "relay to submit to, host:port (config send.server; default "+DefaultServer+")")
+	fs.StringVar(&r.Server, "server", "", "relay to submit to, host:port (config send.server; default: the first serve.listen address, else "+DefaultServer+")")
 	fs.StringVar(&r.User, "user", "", "SMTP AUTH user (config send.user)")
 	fs.StringVar(&r.PasswordFile, "password-file", "", "file holding the AUTH password (or RELAYCTL_PASSWORD; config send.password_file)")
 	fs.BoolVar(&r.TLS, "tls", false, "implicit TLS from the first byte (port 465) instead of STARTTLS")
@@ -83,6 +85,20 @@ func (r *RelayFlags) Options(f *cmdutil.Factory) (submit.Options, error) {
 	}
 	if o.Addr == "" {
 		o.Addr = DefaultServer
+		// the local relay's own first listener, when configured
+		if ls, ok := f.Config.Get("serve.listen").([]any); ok && len(ls) > 0 {
+			if m, ok := ls[0].(map[string]any); ok {
+				if a, ok := m["addr"].(string); ok && a != "" {
+					o.Addr = a
+					if mode, _ := m["mode"].(string); mode == "tls" && !(r.fs != nil && r.fs.Changed("tls")) {
+						o.ImplicitTLS = true
+					}
+				}
+			}
+		}
+		if h, p, err := net.SplitHostPort(o.Addr); err == nil && (h == "" || h == "0.0.0.0" || h == "::") {
+			o.Addr = net.JoinHostPort("127.0.0.1", p) // a wildcard listener is reached on loopback
+		}
 	}
 	if !strings.Contains(o.Addr, ":") {
 		o.Addr += ":587"

@@ -319,3 +319,14 @@ func TestSendDirect(t *testing.T) {
 		t.Errorf("--server with --direct: exit %d", r.Code)
 	}
 }
+
+func TestSendDefaultsToTheConfiguredRelay(t *testing.T) {
+	srv := smtptest.Start(t, smtptest.Options{})
+	_, port, _ := net.SplitHostPort(srv.Addr)
+	cfg := write(t, "c.yaml", []byte("serve:\n  listen:\n    - addr: 0.0.0.0:"+port+"\n      mode: plain\n"))
+	r := cmdtest.Run(t, "--config", cfg, "send", "--from", "a@example.com", "--to", "b@example.org", "--body", "x")
+	if r.Code != 0 {
+		t.Fatalf("exit %d %s %s", r.Code, r.Stdout, r.Stderr)
+	}
+	srv.Wait(t, 1, 5*time.Second)
+}
