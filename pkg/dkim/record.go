@@ -41,7 +41,7 @@ const (
 	CodeLookupFailed      = "dkim.lookup-failed"      // a DNS query failed: the audit is incomplete
 	CodeTruncated         = "dkim.truncated"          // a 255-byte record whose key does not decode
 	CodeSplitRecords      = "dkim.split-records"      // one key published as several TXT records
-	CodeRecordLooksLikeDK = "dkim.not-a-key-record"   // the TXT record is something else (SPF, DMARC…)
+	CodeNotAKeyRecord     = "dkim.not-a-key-record"   // the TXT record is something else (SPF, DMARC…)
 	CodeEd25519SPKI       = "dkim.ed25519-spki"       // Ed25519 p= holds an SPKI, not the raw 32 bytes
 )
 
@@ -61,15 +61,6 @@ type KeyRecord struct {
 	// Key is the decoded public key (*rsa.PublicKey or ed25519.PublicKey),
 	// nil when it does not decode.
 	Key crypto.PublicKey `json:"-"`
-}
-
-// Usable reports whether a verifier could use the record to verify a
-// signature: the key decodes and nothing in it refuses email/sha256.
-func (k *KeyRecord) Usable(findings []report.Finding) bool {
-	if k == nil || k.Key == nil {
-		return false
-	}
-	return !slices.ContainsFunc(findings, func(f report.Finding) bool { return f.Severity == report.SeverityError })
 }
 
 var knownKeyTags = map[string]bool{"v": true, "h": true, "k": true, "n": true, "p": true, "s": true, "t": true}
@@ -94,7 +85,7 @@ func auditKeyRecord(raw string) (*KeyRecord, []report.Finding) {
 	low := strings.ToLower(strings.TrimSpace(raw))
 	for _, p := range []string{"v=spf1", "v=dmarc1", "v=sts", "v=tlsrptv1", "v=bimi1"} {
 		if strings.HasPrefix(low, p) {
-			add(CodeRecordLooksLikeDK, report.SeverityError, "the TXT record is not a DKIM key record (it starts %q)", raw[:len(p)])
+			add(CodeNotAKeyRecord, report.SeverityError, "the TXT record is not a DKIM key record (it starts %q)", raw[:len(p)])
 			return nil, fs
 		}
 	}
