@@ -410,7 +410,7 @@ func TestThrottleReplyPausesOnlyThatDestination(t *testing.T) {
 	if until, paused := l.ops.Throttle.Paused("dest.test"); !paused || time.Until(until) < 50*time.Minute {
 		t.Fatalf("dest.test not paused: %v %v", until, paused)
 	}
-	l.submit(t, "b@dest.test")
+	queuedB := l.submit(t, "b@dest.test").QueueID
 	l.submit(t, "c@other.test")
 	if got := l.mx.Wait(t, 1, 10*time.Second); got[0].To[0] != "c@other.test" {
 		t.Fatalf("delivered %v", got[0].To)
@@ -430,6 +430,9 @@ func TestThrottleReplyPausesOnlyThatDestination(t *testing.T) {
 	for _, e := range envs {
 		if rc := e.Recipients[0]; rc.Address == "b@dest.test" && rc.Attempts != 0 {
 			t.Errorf("b@ was attempted while its destination was paused: %+v", rc)
+		}
+		if e.Recipients[0].Address == "b@dest.test" && e.ID != queuedB {
+			t.Errorf("the relay's reply named queue id %q, the queue holds %q", queuedB, e.ID)
 		}
 	}
 	mu.Lock()

@@ -382,7 +382,9 @@ func (ss *session) Data(r io.Reader) error {
 	if cfg.Queued != nil {
 		cfg.Queued(env)
 	}
-	return nil
+	// A 250 that names the queue id, so the client can quote it
+	// (go-smtp writes the reply of a returned *SMTPError as it is).
+	return &smtp.SMTPError{Code: 250, EnhancedCode: smtp.EnhancedCode{2, 0, 0}, Message: "OK: queued as " + id}
 }
 
 func headerProblem(err error) string {
