@@ -1,0 +1,383 @@
+package relay
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/relayctl/relayctl/pkg/dkim"
+)
+
+// Interoperability with real implementations on the receiving side:
+// Postfix's smtp-sink accepts what the relay delivers, and dkimpy (an
+// independent DKIM implementation) verifies the signature on what the
+// sink captured. .ci/deps installs postfix and python3-dkim; without them
+// these tests skip and say why.
+
+// postfixTool finds one of Postfix's test programs (they live in
+// /usr/sbin, which is not always on PATH).
+func postfixTool(t *testing.T, name string) string {
+	t.Helper()
+	if p, err := exec.LookPath(name); err == nil {
+		return p
+	}
+	if p, err := exec.LookPath("/usr/sbin/" + name); err == nil {
+		return p
+	}
+	t.Skipf("%s not installed (Debian package postfix, installed by .ci/deps): skipping the interoperability test", name)
+	return ""
+}
+
+// sink is a running smtp-sink that appends every transaction to dump.
+type sink struct {
+	port int
+	dump string
+}
+
+// startSink starts smtp-sink on a free loopback port. smtp-sink takes
+// the port on its command line, so a port is picked by listening on :0
+// and closing; if another process takes it in between, smtp-sink exits
+// and the next port is tried.
+func startSink(t *testing.T) *sink {
+	t.Helper()
+	bin := postfixTool(t, "smtp-sink")
+	// Run as root, smtp-sink must drop to another user (-u) before it
+	// writes the dump: give that user a directory it may write.
+	dir, err := os.MkdirTemp("", "relayctl-sink-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	if err := os.Chmod(dir, 0o777); err != nil {
+		t.Fatal(err)
+	}
+	dump := filepath.Join(dir, "dump")
+	for attempt := 0; attempt < 3; attempt++ {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		port := l.Addr().(*net.TCPAddr).Port
+		l.Close()
+		args := []string{"-4", "-h", "sink.test", "-D", dump}
+		if os.Geteuid() == 0 {
+			args = append(args, "-u", "nobody")
+		}
+		args = append(args, "127.0.0.1:"+strconv.Itoa(port), "10")
+		cmd := exec.Command(bin, args...)
+		var stderr bytes.Buffer
+		cmd.Stdout, cmd.Stderr = &stderr, &stderr
+		if err := cmd.Start(); err != nil {
+			t.Fatalf("smtp-sink: %v", err)
+		}
+		exited := make(chan error, 1)
+		go func() { exited <- cmd.Wait() }()
+		t.Cleanup(func() {
+			cmd.Process.Kill()
+			<-exited
+		})
+		deadline := time.Now().Add(5 * time.Second)
+		for time.Now().Before(deadline) {
+			select {
+			case err := <-exited:
+				exited <- err // for the cleanup
+				t.Logf("smtp-sink on port %d exited (%v): %s", port, err, stderr.String())
+				goto next
+			default:
+			}
+			if c, err := net.DialTimeout("tcp", "127.0.0.1:"+strconv.Itoa(port), time.Second); err == nil {
+				c.Close()
+				return &sink{port: port, dump: dump}
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+		t.Fatalf("smtp-sink did not listen on port %d within 5s: %s", port, stderr.String())
+	next:
+	}
+	t.Fatal("smtp-sink could not start on a free port")
+	return nil
+}
+
+// sinkMessage is one transaction from smtp-sink's dump: the envelope it
+// saw and the message exactly as received (CRLF restored).
+type sinkMessage struct {
+	Helo, Mail string
+	Rcpts      []string
+	Data       []byte
+}
+
+// messages parses the dump (smtp-sink(1), DUMP FILE FORMAT): per
+// transaction, X-Client-Addr, X-Client-Proto, X-Helo-Args, X-Mail-Args,
+// one X-Rcpt-Args per RCPT, a three-line Received field, then the
+// message with dot-stuffing undone and lines ending in LF, then an empty
+// line. The relay refuses bare CR and LF, so turning every LF back into
+// CRLF restores the bytes on the wire.
+func (s *sink) messages(t *testing.T) []sinkMessage {
+	t.Helper()
+	b, err := os.ReadFile(s.dump)
+	if os.IsNotExist(err) {
+		return nil
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []sinkMessage
+	for _, chunk := range strings.Split(string(b), "X-Client-Addr: ")[1:] {
+		if !strings.HasSuffix(chunk, "\n\n") {
+			return out // still being written
+		}
+		lines := strings.SplitAfter(chunk, "\n")
+		var m sinkMessage
+		i := 1
+		for ; i < len(lines); i++ {
+			l := strings.TrimSuffix(lines[i], "\n")
+			if v, ok := strings.CutPrefix(l, "X-Helo-Args: "); ok {
+				m.Helo = v
+			} else if v, ok := strings.CutPrefix(l, "X-Mail-Args: "); ok {
+				m.Mail = v
+			} else if v, ok := strings.CutPrefix(l, "X-Rcpt-Args: "); ok {
+				m.Rcpts = append(m.Rcpts, v)
+			} else if strings.HasPrefix(l, "Received: ") {
+				i += 3 // the sink's own Received field is three lines
+				break
+			}
+		}
+		if i > len(lines) {
+			t.Fatalf("smtp-sink dump: no end of the sink's header in %q", chunk)
+		}
+		msg := strings.TrimSuffix(strings.Join(lines[i:], ""), "\n") // the closing empty line
+		m.Data = []byte(strings.ReplaceAll(msg, "\n", "\r\n"))
+		out = append(out, m)
+	}
+	return out
+}
+
+// dkimpyVerify runs dkimpy on each message file and returns, per file,
+// whether every DKIM-Signature verified. Keys come from the test DNS
+// server through dkimpy's dnsfunc hook (dnspython pointed at it).
+const dkimpyVerifyScript = `
+import sys, json, dkim
+import dns.resolver
+host, port = sys.argv[1].rsplit(":", 1)
+res = dns.resolver.Resolver(configure=False)
+res.nameservers = [host]; res.port = int(port); res.lifetime = 5
+def dnsfunc(name, timeout=5):
+    if isinstance(name, bytes): name = name.decode()
+    try:
+        ans = res.resolve(name, "TXT")
+    except (dns.resolver.NXDOMAIN, dns.resolver.NoAnswer):
+        return None
+    for rr in ans:
+        return b"".join(rr.strings)
+out = []
+for f in sys.argv[2:]:
+    msg = open(f, "rb").read()
+    n = sum(1 for k, v in dkim.DKIM(msg).headers if k.lower() == b"dkim-signature")
+    oks = []
+    for i in range(n):
+        try:
+            oks.append(bool(dkim.DKIM(msg).verify(idx=i, dnsfunc=dnsfunc)))
+        except Exception as e:
+            oks.append("%s: %s" % (type(e).__name__, e))
+    out.append(oks)
+print(json.dumps(out))
+`
+
+func dkimpyPython(t *testing.T) string {
+	t.Helper()
+	for _, py := range []string{"/usr/bin/python3", "python3"} {
+		if exec.Command(py, "-c", "import dkim, dns.resolver, nacl").Run() == nil {
+			return py
+		}
+	}
+	t.Skip("dkimpy is not installed (Debian: python3-dkim, installed by .ci/deps); skipping the interoperability test")
+	return ""
+}
+
+func dkimpyVerify(t *testing.T, py, dnsAddr string, msgs [][]byte) [][]any {
+	t.Helper()
+	dir := t.TempDir()
+	script := filepath.Join(dir, "verify.py")
+	if err := os.WriteFile(script, []byte(dkimpyVerifyScript), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	args := []string{script, dnsAddr}
+	for i, m := range msgs {
+		f := filepath.Join(dir, fmt.Sprintf("msg%d.eml", i))
+		if err := os.WriteFile(f, m, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		args = append(args, f)
+	}
+	out, err := exec.Command(py, args...).Output()
+	if err != nil {
+		var stderr []byte
+		if ee, ok := err.(*exec.ExitError); ok {
+			stderr = ee.Stderr
+		}
+		t.Fatalf("dkimpy: %v\n%s", err, stderr)
+	}
+	var res [][]any
+	if err := json.Unmarshal(out, &res); err != nil {
+		t.Fatalf("dkimpy output: %v\n%s", err, out)
+	}
+	return res
+}
+
+// TestDeliveryToPostfixSink closes the loop: a client submits to the
+// relay, the relay signs (Ed25519 for one sender domain, RSA-2048 for
+// another), finds the MX on the test DNS server and delivers to
+// Postfix's smtp-sink; the sink's capture is the submitted message
+// byte for byte behind the relay's DKIM-Signature and Received fields,
+// and dkimpy verifies the signature on it.
+func TestDeliveryToPostfixSink(t *testing.T) {
+	py := dkimpyPython(t)
+	sk := startSink(t)
+
+	rsaKey, err := dkim.GenerateKey(dkim.AlgoRSA, 2048)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rsaRec, err := dkim.NewRecord("s2", "rsa.example.com", rsaKey.Public())
+	if err != nil {
+		t.Fatal(err)
+	}
+	pemKey, err := dkim.MarshalPrivateKey(rsaKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rsaFile := filepath.Join(t.TempDir(), "rsa.pem")
+	if err := os.WriteFile(rsaFile, pemKey, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	nets, _ := ParseNetworks([]string{"127.0.0.0/8"})
+	l := startLab(t, func(c *Config) {
+		c.SMTP.TrustedNetworks = nets
+		c.Delivery.Port = sk.port // the MX of dest.test (127.0.0.1) on the sink's port
+		c.DKIMKeys = append(c.DKIMKeys, DKIMKey{Domain: "rsa.example.com", Selector: "s2", KeyFile: rsaFile})
+	})
+	if err := l.dns.AddZone(rsaRec.ZoneLine + "\n"); err != nil {
+		t.Fatal(err)
+	}
+
+	// Content that trips up careless transports: dot-stuffing (a lone
+	// dot, leading dots), folded and trailing-whitespace header lines,
+	// 8-bit UTF-8, empty lines, a long line, a body ending in blank lines.
+	body := "MIME-Version: 1.0\r\n" +
+		"Content-Type: text/plain; charset=utf-8\r\n" +
+		"Content-Transfer-Encoding: 8bit\r\n" +
+		"Subject: invoice 2026-11 for the account of\r\n\tJ\xc3\xb6rg M\xc3\xbcller  \r\n" +
+		"To: user@dest.test, other@dest.test\r\n" +
+		"Date: Sun, 29 Nov 2026 18:00:00 +0000\r\n" +
+		"\r\n" +
+		"Gr\xc3\xbc\xc3\x9fe aus K\xc3\xb6ln \xe2\x80\x94 \xf0\x9f\x8d\xba\r\n" +
+		".\r\n" +
+		"..two dots\r\n" +
+		".leading dot\r\n" +
+		"trailing space \t \r\n" +
+		"\r\n" +
+		strings.Repeat("0123456789", 90) + "\r\n" +
+		"\r\n\r\n"
+	msgs := []struct{ from, msg, domain, selector string }{
+		{"billing@example.com", "From: Billing <billing@example.com>\r\nMessage-ID: <ed25519.1@example.com>\r\n" + body, "example.com", "s1"},
+		{"billing@rsa.example.com", "From: Billing <billing@rsa.example.com>\r\nMessage-ID: <rsa.1@example.com>\r\n" + body, "rsa.example.com", "s2"},
+	}
+	for _, m := range msgs {
+		c := l.client(t, false)
+		if err := c.SendMail(m.from, []string{"user@dest.test", "other@dest.test"}, strings.NewReader(m.msg)); err != nil {
+			t.Fatalf("submit %s: %v", m.from, err)
+		}
+		c.Quit()
+	}
+
+	var got []sinkMessage
+	deadline := time.Now().Add(8 * time.Second)
+	for {
+		got = sk.messages(t)
+		if len(got) >= len(msgs) || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if len(got) != len(msgs) {
+		t.Fatalf("smtp-sink captured %d messages, want %d", len(got), len(msgs))
+	}
+
+	var captured [][]byte
+	for _, m := range msgs {
+		var s *sinkMessage
+		for i := range got {
+			if bytes.HasSuffix(got[i].Data, []byte(m.msg)) {
+				s = &got[i]
+			}
+		}
+		if s == nil {
+			t.Errorf("%s: no capture ends with the submitted message byte for byte; captures:\n%s", m.from, dumpCaptures(got))
+			continue
+		}
+		// The envelope as Postfix's receiver saw it.
+		if s.Helo != "relay.test" {
+			t.Errorf("%s: EHLO %q, want the relay's hostname relay.test", m.from, s.Helo)
+		}
+		if !strings.HasPrefix(s.Mail, "<"+m.from+">") {
+			t.Errorf("%s: MAIL args %q", m.from, s.Mail)
+		}
+		if len(s.Rcpts) != 2 || !strings.HasPrefix(s.Rcpts[0], "<user@dest.test>") || !strings.HasPrefix(s.Rcpts[1], "<other@dest.test>") {
+			t.Errorf("%s: RCPT args %q, want user@ and other@dest.test in one transaction", m.from, s.Rcpts)
+		}
+		// What the relay put in front: its signature, then its trace field.
+		added := string(s.Data[:len(s.Data)-len(m.msg)])
+		if !strings.HasPrefix(added, "DKIM-Signature: ") {
+			t.Errorf("%s: delivered message does not start with DKIM-Signature:\n%s", m.from, added)
+		}
+		if !strings.Contains(added, "d="+m.domain+";") || !strings.Contains(added, "s="+m.selector+";") {
+			t.Errorf("%s: signature is not d=%s s=%s:\n%s", m.from, m.domain, m.selector, added)
+		}
+		if i := strings.Index(added, "\r\nReceived: from "); i < 0 || !strings.Contains(added[i:], "by relay.test (relayctl)") {
+			t.Errorf("%s: no Received field from the relay after the signature:\n%s", m.from, added)
+		}
+		captured = append(captured, s.Data)
+	}
+	if t.Failed() {
+		return
+	}
+
+	for i, oks := range dkimpyVerify(t, py, l.dns.Addr(), captured) {
+		if len(oks) != 1 || oks[0] != true {
+			t.Errorf("%s: dkimpy on the message smtp-sink received: %v, want one signature that verifies", msgs[i].from, oks)
+		}
+	}
+	// The delivery log records the sink's acceptance (written just after
+	// the sink's reply: poll).
+	delivered := 0
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		delivered = 0
+		for _, e := range readLog(t, l.logPath) {
+			if e.Result == "delivered" {
+				delivered++
+			}
+		}
+		if delivered >= 2*len(msgs) || time.Now().After(deadline) {
+			break
+		}
+	}
+	if delivered != 2*len(msgs) {
+		t.Errorf("delivery log: %d delivered events, want %d", delivered, 2*len(msgs))
+	}
+}
+
+func dumpCaptures(ms []sinkMessage) string {
+	var b strings.Builder
+	for _, m := range ms {
+		fmt.Fprintf(&b, "--- MAIL %s RCPT %q\n%q\n", m.Mail, m.Rcpts, m.Data)
+	}
+	return b.String()
+}
