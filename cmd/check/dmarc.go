@@ -14,6 +14,7 @@ import (
 
 	"github.com/relayctl/relayctl/cmd/cmdutil"
 	"github.com/relayctl/relayctl/pkg/dmarc"
+	"github.com/relayctl/relayctl/pkg/dnsclient"
 	"github.com/relayctl/relayctl/pkg/report"
 )
 
@@ -99,20 +100,10 @@ func dmarcRun(ctx context.Context, opts *DMARCOptions) error {
 	if err := dmDomainArg(domain); err != nil {
 		return err
 	}
-	res, err := f.Resolver()
-	if err != nil {
-		return err
-	}
-	rep := report.New("check dmarc", domain)
-	result := dmarc.CheckDomain(ctx, res, domain, rep)
-	rep.Result = result
-	rep.Ignore(dmIgnore(f, opts.Ignore))
-	return f.Output(rep, func(w io.Writer, st *cmdutil.Styles) error {
-		writeDMARCDomain(w, st, result)
-		st.WriteFindings(w, rep.Findings)
-		st.WriteSummary(w, rep)
-		return nil
-	})
+	return runCheck(ctx, f, "check dmarc", domain, opts.Ignore,
+		func(ctx context.Context, res dnsclient.Resolver, rep *report.Report) *dmarc.DomainResult {
+			return dmarc.CheckDomain(ctx, res, domain, rep)
+		}, writeDMARCDomain)
 }
 
 func dmarcMessageRun(ctx context.Context, opts *DMARCOptions) error {

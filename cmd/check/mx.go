@@ -10,6 +10,7 @@ import (
 
 	"github.com/relayctl/relayctl/cmd/cmdutil"
 	"github.com/relayctl/relayctl/pkg/dmarc"
+	"github.com/relayctl/relayctl/pkg/dnsclient"
 	"github.com/relayctl/relayctl/pkg/mx"
 	"github.com/relayctl/relayctl/pkg/report"
 )
@@ -55,20 +56,10 @@ func mxRun(ctx context.Context, opts *MXOptions) error {
 	if err := dmDomainArg(domain); err != nil {
 		return err
 	}
-	res, err := f.Resolver()
-	if err != nil {
-		return err
-	}
-	rep := report.New("check mx", domain)
-	result := mx.Check(ctx, res, domain, rep)
-	rep.Result = result
-	rep.Ignore(dmIgnore(f, opts.Ignore))
-	return f.Output(rep, func(w io.Writer, st *cmdutil.Styles) error {
-		writeMX(w, st, result)
-		st.WriteFindings(w, rep.Findings)
-		st.WriteSummary(w, rep)
-		return nil
-	})
+	return runCheck(ctx, f, "check mx", domain, opts.Ignore,
+		func(ctx context.Context, res dnsclient.Resolver, rep *report.Report) *mx.Result {
+			return mx.Check(ctx, res, domain, rep)
+		}, writeMX)
 }
 
 func writeMX(w io.Writer, st *cmdutil.Styles, r *mx.Result) {

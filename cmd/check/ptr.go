@@ -10,6 +10,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/relayctl/relayctl/cmd/cmdutil"
+	"github.com/relayctl/relayctl/pkg/dnsclient"
 	"github.com/relayctl/relayctl/pkg/rdns"
 	"github.com/relayctl/relayctl/pkg/report"
 )
@@ -61,20 +62,10 @@ Finding codes are listed in docs/dmarc.md.`,
 
 func ptrRun(ctx context.Context, opts *PTROptions) error {
 	f := opts.Factory
-	res, err := f.Resolver()
-	if err != nil {
-		return err
-	}
-	rep := report.New("check ptr", opts.IP.String())
-	result := rdns.Check(ctx, res, opts.IP, opts.HELO, rep)
-	rep.Result = result
-	rep.Ignore(dmIgnore(f, opts.Ignore))
-	return f.Output(rep, func(w io.Writer, st *cmdutil.Styles) error {
-		writePTR(w, st, result)
-		st.WriteFindings(w, rep.Findings)
-		st.WriteSummary(w, rep)
-		return nil
-	})
+	return runCheck(ctx, f, "check ptr", opts.IP.String(), opts.Ignore,
+		func(ctx context.Context, res dnsclient.Resolver, rep *report.Report) *rdns.Result {
+			return rdns.Check(ctx, res, opts.IP, opts.HELO, rep)
+		}, writePTR)
 }
 
 func writePTR(w io.Writer, st *cmdutil.Styles, r *rdns.Result) {

@@ -151,10 +151,10 @@ func Setup(f *cmdutil.Factory, cfg *relay.Config, log *slog.Logger) (*Ops, error
 		var results []events.Result
 		for _, r := range f.Config.GetStringSlice(KeyWebhookResults) {
 			switch res := events.Result(strings.ToLower(r)); res {
-			case events.Delivered, events.Deferred, events.Bounced, events.Expired:
+			case events.Delivered, events.Deferred, events.Bounced, events.Expired, events.Suppressed:
 				results = append(results, res)
 			default:
-				return nil, cmdutil.Usagef("%s: %q is not delivered, deferred, bounced or expired", KeyWebhookResults, r)
+				return nil, cmdutil.Usagef("%s: %q is not delivered, deferred, bounced, expired or suppressed", KeyWebhookResults, r)
 			}
 		}
 		if o.Webhook, err = webhook.New(webhook.Config{URL: u, Secret: secret, Results: results, Log: log}); err != nil {
@@ -224,23 +224,44 @@ func Setup(f *cmdutil.Factory, cfg *relay.Config, log *slog.Logger) (*Ops, error
 	}
 
 	h := &cfg.Hooks
-	prevRcpt := h.RcptCheck
-	h.RcptCheck = func(ctx context.Context, from, rcpt string) *smtp.SMTPError {
-		if prevRcpt != nil {
-			if e := prevRcpt(ctx, from, rcpt); e != nil {
-				return e
-			}
-		}
+	suppressed := func(rcpt string) (suppress.Entry, bool) {
 		e, ok, err := o.Suppress.Check(rcpt)
 		if err != nil {
 			log.Error("suppression list unreadable: accepting", "rcpt", rcpt, "err", err)
-			return nil
+			return e, false
 		}
-		if !ok {
-			return nil
+		return e, ok
+	}
+	if policy.Action == suppress.ActionDrop {
+		prevDrop := h.RcptDrop
+		h.RcptDrop = func(ctx context.Context, from, rcpt string) (string, bool) {
+			if prevDrop != nil {
+				if reason, drop := prevDrop(ctx, from, rcpt); drop {
+					return reason, true
+				}
+			}
+			e, ok := suppressed(rcpt)
+			if !ok {
+				return "", false
+			}
+			_, _, text := suppress.Reply(e)
+			return text, true
 		}
-		code, enh, text := suppress.Reply(e)
-		return &smtp.SMTPError{Code: code, EnhancedCode: smtp.EnhancedCode(enh), Message: text}
+	} else {
+		prevRcpt := h.RcptCheck
+		h.RcptCheck = func(ctx context.Context, from, rcpt string) *smtp.SMTPError {
+			if prevRcpt != nil {
+				if e := prevRcpt(ctx, from, rcpt); e != nil {
+					return e
+				}
+			}
+			e, ok := suppressed(rcpt)
+			if !ok {
+				return nil
+			}
+			code, enh, text := suppress.Reply(e)
+			return &smtp.SMTPError{Code: code, EnhancedCode: smtp.EnhancedCode(enh), Message: text}
+		}
 	}
 	prevResult := h.OnResult
 	h.OnResult = func(env *queue.Envelope, rc queue.Recipient, res delivery.Result) {

@@ -3,6 +3,7 @@ package operate_test
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"io"
 	"net"
 	"net/http"
@@ -28,6 +29,7 @@ import (
 	"github.com/relayctl/relayctl/pkg/smtpd"
 	"github.com/relayctl/relayctl/pkg/smtptest"
 	"github.com/relayctl/relayctl/pkg/submit"
+	"github.com/relayctl/relayctl/pkg/suppress"
 	"github.com/relayctl/relayctl/pkg/webhook"
 )
 
@@ -366,7 +368,7 @@ func TestSetupConfigErrors(t *testing.T) {
 	for name, set := range map[string]map[string]any{
 		"webhook without secret": {operate.KeyWebhookURL: "http://127.0.0.1:1/h"},
 		"webhook bad url":        {operate.KeyWebhookURL: "ftp://x", operate.KeyWebhookSecret: "/nonexistent"},
-		"bad suppression action": {"serve.suppression.action": "drop"},
+		"bad suppression action": {"serve.suppression.action": "discard"},
 		"bad metrics listen":     {operate.KeyMetricsListen: "nonsense"},
 		"bad webhook events":     {operate.KeyWebhookURL: "http://127.0.0.1:1/h", operate.KeyWebhookResults: []string{"opened"}},
 	} {
@@ -532,4 +534,91 @@ func TestStreamIdentity(t *testing.T) {
 		b, _ := os.ReadFile(l.dlog)
 		return strings.Contains(string(b), `"recipient":"b@dest.test","domain":"dest.test","stream":"bulk"`)
 	})
+}
+
+// With action drop a suppressed recipient is accepted at RCPT but never
+// sent: the other recipient of the same message is delivered, the
+// dropped one is logged as a suppressed event, counted in the metrics
+// and the report, and a message whose only recipient is dropped does
+// not stay in the queue.
+func TestSuppressedRecipientDropped(t *testing.T) {
+	l := startLab(t, map[string]any{"serve.suppression.action": "drop"}, nil)
+	if err := l.ops.Suppress.Add(suppress.Entry{Address: "gone@dest.test", Reason: "asked us to stop"}); err != nil {
+		t.Fatal(err)
+	}
+	res := l.submit(t, "gone@dest.test", "ok@dest.test")
+	for _, rc := range res.Recipients {
+		if !rc.Accepted || rc.Reply.Code != 250 {
+			t.Fatalf("RCPT %s: %+v", rc.Address, rc)
+		}
+	}
+	if res.QueueID == "" {
+		t.Fatalf("no queue id in the reply to DATA: %+v", res)
+	}
+	got := l.mx.Wait(t, 1, 10*time.Second)
+	if len(got[0].To) != 1 || got[0].To[0] != "ok@dest.test" {
+		t.Fatalf("receiver got the message for %v", got[0].To)
+	}
+
+	// every recipient dropped: accepted, never queued, never sent
+	only := l.submit(t, "GONE@dest.test")
+	if only.Refused() != 0 || only.QueueID == "" {
+		t.Fatalf("all-dropped message: %+v", only)
+	}
+	waitFor(t, "both drops and the delivery in the log", func() bool {
+		b, _ := os.ReadFile(l.dlog)
+		return strings.Count(string(b), `"result":"suppressed"`) == 2 && strings.Contains(string(b), `"result":"delivered"`)
+	})
+	var drops []events.Event
+	f, err := os.Open(l.dlog)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	events.Read(f, func(e events.Event) error {
+		if e.Result == events.Suppressed {
+			drops = append(drops, e)
+		}
+		return nil
+	})
+	if e := drops[0]; e.QueueID != res.QueueID || e.Recipient != "gone@dest.test" || e.Stream != "transactional" ||
+		!strings.Contains(e.Response, "<gone@dest.test> is on the suppression list (manual: asked us to stop") {
+		t.Errorf("first drop event: %+v (queue id %s)", e, res.QueueID)
+	}
+	if e := drops[1]; e.QueueID != only.QueueID || e.Recipient != "GONE@dest.test" {
+		t.Errorf("second drop event: %+v (queue id %s)", e, only.QueueID)
+	}
+	if n := l.r.Queue.Len(); n != 0 {
+		t.Errorf("%d message(s) still queued", n)
+	}
+	if _, err := l.r.Queue.Get(only.QueueID); !errors.Is(err, queue.ErrNotFound) {
+		t.Errorf("the all-dropped message is in the queue: %v", err)
+	}
+	time.Sleep(200 * time.Millisecond) // give a wrong delivery a chance to show
+	if n := len(l.mx.Messages()); n != 1 {
+		t.Errorf("receiver got %d messages, want 1", n)
+	}
+
+	m := l.metrics(t)
+	for _, want := range []string{
+		`relayctl_recipients_dropped_total 2`,
+		`relayctl_delivery_attempts_total{domain="dest.test",result="delivered"} 1`,
+		`relayctl_messages_accepted_total 1`,
+	} {
+		if !strings.Contains(m, want) {
+			t.Errorf("metrics lack %q", want)
+		}
+	}
+	if strings.Contains(m, `relayctl_recipients_rejected_total{reason="suppressed"}`) {
+		t.Error("a dropped recipient counted as rejected")
+	}
+	rep := cmdtest.Run(t, "--json", "report", "--log", l.dlog)
+	var s struct{ Recipients, Delivered, Bounced, Suppressed int }
+	json.Unmarshal(rep.Envelope(t).Result, &s)
+	if rep.Code != 0 || s.Recipients != 1 || s.Delivered != 1 || s.Bounced != 0 || s.Suppressed != 2 {
+		t.Errorf("report %d %s", rep.Code, rep.Stdout)
+	}
+	if out := cmdtest.Run(t, "report", "--log", l.dlog); !strings.Contains(out.Stdout, "dropped            2") {
+		t.Errorf("human report:\n%s", out.Stdout)
+	}
 }

@@ -136,6 +136,12 @@ func writeHuman(w io.Writer, st *cmdutil.Styles, s *summary.Summary, window time
 		note = fmt.Sprintf("%d expired", s.Expired)
 	}
 	row("bounced", st.Fail.Render(fmt.Sprint(s.Bounced)), note)
+	if s.Rejected > 0 {
+		row("refused", fmt.Sprint(s.Rejected), "at RCPT TO by the relay, not sent")
+	}
+	if s.Suppressed > 0 {
+		row("dropped", fmt.Sprint(s.Suppressed), "on the suppression list (action drop), not sent")
+	}
 	row("bounce rate", pct(s.BounceRate), "of delivered + bounced")
 	row("deferral rate", pct(s.DeferralRate), fmt.Sprintf("of %d attempts", s.Attempts))
 	row("TLS", pct(s.TLSRate), "of attempts answered by a server")

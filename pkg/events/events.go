@@ -22,6 +22,10 @@ const (
 	Deferred  Result = "deferred"
 	Bounced   Result = "bounced"
 	Expired   Result = "expired" // gave up after the queue lifetime: also a bounce
+	// Suppressed: accepted at RCPT TO but never sent, because the
+	// recipient is on the suppression list and its action is "drop". One
+	// event per dropped recipient, Attempt 0, Response the reason.
+	Suppressed Result = "suppressed"
 )
 
 // Event is one delivery attempt for one recipient.

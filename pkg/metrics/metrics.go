@@ -48,6 +48,7 @@ type Metrics struct {
 	tls        *prometheus.CounterVec
 	latency    prometheus.Histogram
 	suppressed *prometheus.CounterVec
+	dropped    prometheus.Counter
 
 	mu      sync.Mutex
 	domains map[string]bool
@@ -86,7 +87,10 @@ func New(opts Options) *Metrics {
 	m.suppressed = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "relayctl_suppressions_total", Help: "Addresses added to the suppression list by the relay, by source.",
 	}, []string{"source"})
-	m.reg.MustRegister(m.accepted, m.acceptedRc, m.rejected, m.attempts, m.tls, m.latency, m.suppressed,
+	m.dropped = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "relayctl_recipients_dropped_total", Help: "Recipients accepted at submission but dropped, never sent: on the suppression list with action drop.",
+	})
+	m.reg.MustRegister(m.accepted, m.acceptedRc, m.rejected, m.attempts, m.tls, m.latency, m.suppressed, m.dropped,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	if opts.Queue != nil {
 		m.reg.MustRegister(&queueCollector{stats: opts.Queue, now: opts.Now})
@@ -116,8 +120,13 @@ func (m *Metrics) Suppressed(source string) { m.suppressed.WithLabelValues(sourc
 
 // Delivery counts one delivery attempt. An event without a queue id or
 // attempt is a recipient refused at submission (the SMTP server reports
-// those too): it counts as rejected.
+// those too): it counts as rejected; a suppressed event (a recipient
+// dropped at submission) counts as dropped.
 func (m *Metrics) Delivery(e events.Event) {
+	if e.Result == events.Suppressed { // dropped at submission: no attempt
+		m.dropped.Inc()
+		return
+	}
 	if e.QueueID == "" && e.Attempt == 0 {
 		reason := "policy"
 		if strings.Contains(e.Response, "suppression list") {

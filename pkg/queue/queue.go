@@ -206,6 +206,21 @@ func (q *Queue) lock(id string) *sync.Mutex {
 	return &q.locks[h.Sum32()%uint32(len(q.locks))]
 }
 
+// lockKnown takes id's lock and returns its unlock, or ErrNotFound (lock
+// released) when id is not a queued message.
+func (q *Queue) lockKnown(id string) (unlock func(), err error) {
+	if !validID(id) {
+		return nil, fmt.Errorf("%w: %s", ErrNotFound, id)
+	}
+	l := q.lock(id)
+	l.Lock()
+	if !q.known(id) {
+		l.Unlock()
+		return nil, fmt.Errorf("%w: %s", ErrNotFound, id)
+	}
+	return l.Unlock, nil
+}
+
 // NewID returns a fresh queue id: time-ordered, unique, safe as a file name.
 func NewID(now time.Time) string {
 	var b [5]byte
@@ -462,15 +477,11 @@ func (q *Queue) Update(id string, fn func(*Envelope) error) error {
 	if err := q.checkOpen(); err != nil {
 		return err
 	}
-	if !validID(id) {
-		return fmt.Errorf("%w: %s", ErrNotFound, id)
+	unlock, err := q.lockKnown(id)
+	if err != nil {
+		return err
 	}
-	l := q.lock(id)
-	l.Lock()
-	defer l.Unlock()
-	if !q.known(id) {
-		return fmt.Errorf("%w: %s", ErrNotFound, id)
-	}
+	defer unlock()
 	env, err := q.readEnv(id)
 	if err != nil {
 		return err
@@ -499,15 +510,11 @@ func (q *Queue) Remove(id string) error {
 	if err := q.checkOpen(); err != nil {
 		return err
 	}
-	if !validID(id) {
-		return fmt.Errorf("%w: %s", ErrNotFound, id)
+	unlock, err := q.lockKnown(id)
+	if err != nil {
+		return err
 	}
-	l := q.lock(id)
-	l.Lock()
-	defer l.Unlock()
-	if !q.known(id) {
-		return fmt.Errorf("%w: %s", ErrNotFound, id)
-	}
+	defer unlock()
 	return q.remove(id)
 }
 

@@ -37,6 +37,9 @@ type Hooks struct {
 	OnResult func(env *queue.Envelope, rcpt queue.Recipient, res delivery.Result)
 	// RcptCheck may refuse a recipient at RCPT time (suppression list).
 	RcptCheck func(ctx context.Context, from, rcpt string) *smtp.SMTPError
+	// RcptDrop may accept a recipient at RCPT time but never deliver it
+	// (suppression list with action drop); see smtpd.Config.RcptDrop.
+	RcptDrop func(ctx context.Context, from, rcpt string) (reason string, drop bool)
 	// Classify may set the stream of each accepted message before it is
 	// queued; Priority ranks queued messages (above 0: sent before the
 	// rest). Delivery streams use both.
@@ -182,6 +185,7 @@ func New(cfg Config, log *slog.Logger) (_ *Relay, err error) {
 
 	scfg := cfg.SMTP
 	scfg.RcptCheck = cfg.Hooks.RcptCheck
+	scfg.RcptDrop = cfg.Hooks.RcptDrop
 	scfg.Classify = cfg.Hooks.Classify
 	scfg.Queued = cfg.Hooks.Queued
 	scfg.Events = r.emit
@@ -302,6 +306,7 @@ func (r *Relay) Reload(cfg Config) error {
 	cfg.SMTP.Hostname = cfg.Hostname
 	scfg := cfg.SMTP
 	scfg.RcptCheck = r.cfg.Hooks.RcptCheck
+	scfg.RcptDrop = r.cfg.Hooks.RcptDrop
 	scfg.Classify = r.cfg.Hooks.Classify
 	scfg.Queued = r.cfg.Hooks.Queued
 	scfg.Events = r.emit

@@ -100,6 +100,12 @@ type Config struct {
 	// RcptCheck is consulted for every recipient (the suppression list
 	// uses it); a non-nil error refuses the recipient with that reply.
 	RcptCheck func(ctx context.Context, from, rcpt string) *smtp.SMTPError
+	// RcptDrop is consulted for every recipient RcptCheck let through;
+	// when it answers drop, the RCPT is accepted (250) but the recipient
+	// is never queued: Events gets a "suppressed" event with the reason
+	// once the message is accepted. A message whose recipients were all
+	// dropped is answered 250 and not stored at all.
+	RcptDrop func(ctx context.Context, from, rcpt string) (reason string, drop bool)
 	// Classify, when set, sees each accepted message's envelope and
 	// header fields just before it is queued and may set env.Stream (the
 	// delivery stream: transactional, bulk…).
@@ -108,7 +114,8 @@ type Config struct {
 	// (metrics count accepted messages here).
 	Queued func(env *queue.Envelope)
 	// Events receives a bounced event for every recipient that
-	// RcptCheck refused, so refusals show in the delivery log.
+	// RcptCheck refused and a suppressed event for every recipient that
+	// RcptDrop dropped, so both show in the delivery log.
 	Events func(events.Event)
 	// Now is the clock (nil: time.Now).
 	Now func() time.Time

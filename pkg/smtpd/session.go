@@ -54,7 +54,12 @@ type session struct {
 	from     string
 	mailOpts smtp.MailOptions
 	rcpts    []queue.Recipient
+	// dropped are recipients accepted at RCPT but not to be delivered
+	// (Config.RcptDrop), with the reason.
+	dropped []droppedRcpt
 }
+
+type droppedRcpt struct{ addr, reason string }
 
 var (
 	_ smtp.Session     = (*session)(nil)
@@ -183,6 +188,7 @@ func (ss *session) Mail(from string, opts *smtp.MailOptions) error {
 	}
 	ss.from = from
 	ss.rcpts = ss.rcpts[:0]
+	ss.dropped = ss.dropped[:0]
 	if ss.tc != nil {
 		ss.tc.busy.Store(true)
 	}
@@ -203,7 +209,12 @@ func (ss *session) Rcpt(to string, opts *smtp.RcptOptions) error {
 			return nil // duplicate RCPT: one delivery is enough
 		}
 	}
-	if len(ss.rcpts) >= ss.rt.cfg.MaxRecipients {
+	for _, d := range ss.dropped {
+		if strings.EqualFold(d.addr, to) {
+			return nil
+		}
+	}
+	if len(ss.rcpts)+len(ss.dropped) >= ss.rt.cfg.MaxRecipients {
 		return errTooManyRecipients
 	}
 	if check := ss.rt.cfg.RcptCheck; check != nil {
@@ -211,6 +222,13 @@ func (ss *session) Rcpt(to string, opts *smtp.RcptOptions) error {
 			ss.s.log.Info("recipient refused", "client", ss.ipS, "from", ss.from, "rcpt", to, "reply", serr.Message)
 			ss.refusedEvent(to, serr)
 			return serr
+		}
+	}
+	if drop := ss.rt.cfg.RcptDrop; drop != nil {
+		if reason, ok := drop(context.Background(), ss.from, to); ok {
+			ss.s.log.Info("recipient accepted, will be dropped", "client", ss.ipS, "from", ss.from, "rcpt", to, "reason", reason)
+			ss.dropped = append(ss.dropped, droppedRcpt{addr: to, reason: reason})
+			return nil
 		}
 	}
 	r := queue.Recipient{Address: to, State: queue.StateQueued}
@@ -246,9 +264,24 @@ func (ss *session) refusedEvent(to string, serr *smtp.SMTPError) {
 	fn(e)
 }
 
+// droppedEvents reports the dropped recipients of the message accepted
+// as id: the delivery log, metrics and `relayctl report` count them.
+func (ss *session) droppedEvents(id, msgID, stream string, now time.Time) {
+	fn := ss.rt.cfg.Events
+	if fn == nil {
+		return
+	}
+	for _, d := range ss.dropped {
+		fn(events.Event{
+			Time: now, QueueID: id, MessageID: msgID, Sender: ss.from, Recipient: d.addr,
+			Domain: domainOf(d.addr), Stream: stream, Response: d.reason, Result: events.Suppressed, Queued: now,
+		})
+	}
+}
+
 func (ss *session) Data(r io.Reader) error {
 	cfg := ss.rt.cfg
-	if !ss.mayRelay() || len(ss.rcpts) == 0 {
+	if !ss.mayRelay() || len(ss.rcpts)+len(ss.dropped) == 0 {
 		return errAuthRequired
 	}
 	if ss.tc != nil {
@@ -323,6 +356,16 @@ func (ss *session) Data(r io.Reader) error {
 		body = append(append(body, added.Bytes()...), msg...)
 	}
 
+	if len(ss.rcpts) == 0 {
+		// Every recipient was dropped: nothing to store or deliver. The
+		// client gets the same 250 as for a queued message; the id it
+		// names is the one in the suppressed events.
+		id := queue.NewID(now)
+		ss.droppedEvents(id, msgID, "", now)
+		ss.s.log.Info("dropped", "id", id, "client", ss.ipS, "from", ss.from, "rcpts", len(ss.dropped), "message_id", msgID)
+		return &smtp.SMTPError{Code: 250, EnhancedCode: smtp.EnhancedCode{2, 0, 0}, Message: "OK: queued as " + id}
+	}
+
 	var sig string
 	if opt, ok := ss.signer(domainOf(fromAddrs[0])); ok {
 		sig, err = dkim.SignatureHeader(body, opt)
@@ -382,6 +425,7 @@ func (ss *session) Data(r io.Reader) error {
 	if cfg.Queued != nil {
 		cfg.Queued(env)
 	}
+	ss.droppedEvents(id, msgID, env.Stream, now)
 	// A 250 that names the queue id, so the client can quote it
 	// (go-smtp writes the reply of a returned *SMTPError as it is).
 	return &smtp.SMTPError{Code: 250, EnhancedCode: smtp.EnhancedCode{2, 0, 0}, Message: "OK: queued as " + id}
@@ -447,6 +491,7 @@ func (ss *session) Reset() {
 	ss.from = ""
 	ss.mailOpts = smtp.MailOptions{}
 	ss.rcpts = nil
+	ss.dropped = nil
 	if ss.tc != nil {
 		ss.tc.busy.Store(false)
 	}

@@ -480,6 +480,46 @@ func TestRcptCheckHook(t *testing.T) {
 	}
 }
 
+func TestRcptDropHook(t *testing.T) {
+	var mu sync.Mutex
+	var got []events.Event
+	cfg := Config{
+		TrustedNetworks: loopbackNets(t),
+		RcptDrop: func(_ context.Context, from, rcpt string) (string, bool) {
+			return "suppressed", strings.EqualFold(rcpt, "gone@dest.test")
+		},
+		Events: func(e events.Event) { mu.Lock(); got = append(got, e); mu.Unlock() },
+	}
+	ts := startServer(t, cfg, serverOpts{})
+	c := ts.dial(t)
+	msg := "From: a@example.com\r\nSubject: x\r\n\r\nbody\r\n"
+	// a duplicate of the dropped recipient is accepted and dropped once
+	if err := send(c, "a@example.com", []string{"gone@dest.test", "ok@dest.test", "GONE@dest.test"}, msg); err != nil {
+		t.Fatalf("mixed message: %v", err)
+	}
+	envs, err := ts.Q.List()
+	if err != nil || len(envs) != 1 || len(envs[0].Recipients) != 1 || envs[0].Recipients[0].Address != "ok@dest.test" {
+		t.Fatalf("queued %+v %v", envs, err)
+	}
+	// every recipient dropped: 250, nothing queued
+	if err := send(c, "a@example.com", []string{"gone@dest.test"}, msg); err != nil {
+		t.Fatalf("all-dropped message: %v", err)
+	}
+	if n := ts.Q.Len(); n != 1 {
+		t.Errorf("%d messages queued, want 1", n)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if len(got) != 2 || got[0].QueueID != envs[0].ID || got[1].QueueID == "" || got[1].QueueID == got[0].QueueID {
+		t.Fatalf("events %+v", got)
+	}
+	for _, e := range got {
+		if e.Result != events.Suppressed || e.Recipient != "gone@dest.test" || e.Response != "suppressed" || e.MessageID == "" {
+			t.Errorf("event %+v", e)
+		}
+	}
+}
+
 func TestReload(t *testing.T) {
 	ts := startServer(t, Config{}, serverOpts{})
 	c := ts.dial(t)

@@ -35,6 +35,9 @@ type Summary struct {
 	// Rejected counts recipients the relay itself refused at RCPT TO
 	// (suppression list): never sent, so not in the rates.
 	Rejected int `json:"rejected"`
+	// Suppressed counts recipients accepted but dropped because they are
+	// on the suppression list (action drop): never sent, not in the rates.
+	Suppressed int `json:"suppressed"`
 
 	Attempts         int `json:"attempts"`
 	DeferredAttempts int `json:"deferred_attempts"`
@@ -92,6 +95,10 @@ func Summarize(r io.Reader, since, until time.Time, top int) (*Summary, error) {
 		}
 		if e.QueueID == "" && e.Attempt == 0 {
 			s.Rejected++ // refused at submission: no message, no attempt
+			return nil
+		}
+		if e.Result == events.Suppressed {
+			s.Suppressed++ // dropped at submission: never attempted
 			return nil
 		}
 		s.Attempts++

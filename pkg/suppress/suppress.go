@@ -72,12 +72,19 @@ type Policy struct {
 	// SoftExpiry ends a soft-bounce suppression after this long; 0 never.
 	SoftExpiry time.Duration
 	// Action is what happens to a message for a suppressed recipient:
-	// "reject", the RCPT TO is answered 550 5.7.1 with the reason.
+	// ActionReject or ActionDrop.
 	Action string
 }
 
-// ActionReject refuses suppressed recipients at RCPT TO.
-const ActionReject = "reject"
+// Actions.
+const (
+	// ActionReject refuses suppressed recipients at RCPT TO: 550 5.7.1
+	// with the reason (see Reply).
+	ActionReject = "reject"
+	// ActionDrop accepts them (250) and never delivers them: the relay
+	// logs a "suppressed" delivery event instead, and sends no bounce.
+	ActionDrop = "drop"
+)
 
 // DefaultPolicy: 5.1.x and 5.2.1 are hard; 3 soft bounces within 7 days
 // suppress for 30 days; suppressed recipients are rejected.
@@ -93,8 +100,8 @@ func DefaultPolicy() Policy {
 
 // Validate checks a policy.
 func (p Policy) Validate() error {
-	if p.Action != ActionReject {
-		return fmt.Errorf("suppress: action %q: only reject is supported", p.Action)
+	if p.Action != ActionReject && p.Action != ActionDrop {
+		return fmt.Errorf("suppress: action %q: want reject or drop", p.Action)
 	}
 	for _, c := range p.HardCodes {
 		if !validCodePattern(c) {

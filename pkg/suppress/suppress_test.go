@@ -88,6 +88,16 @@ func TestConfiguredHardCodes(t *testing.T) {
 	}
 }
 
+func TestActions(t *testing.T) {
+	for action, ok := range map[string]bool{ActionReject: true, ActionDrop: true, "": false, "discard": false, "Drop": false} {
+		p := DefaultPolicy()
+		p.Action = action
+		if err := p.Validate(); (err == nil) != ok {
+			t.Errorf("action %q: %v", action, err)
+		}
+	}
+}
+
 func TestSoftBouncesInARow(t *testing.T) {
 	s, c := open(t, DefaultPolicy()) // 3 within 7 days, 30 days
 	a := "full@example.org"
