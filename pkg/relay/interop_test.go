@@ -4,16 +4,15 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/relayctl/relayctl/pkg/dkim"
+	"github.com/relayctl/relayctl/pkg/postfixtest"
 )
 
 // Interoperability with real implementations on the receiving side:
@@ -21,144 +20,6 @@ import (
 // independent DKIM implementation) verifies the signature on what the
 // sink captured. .ci/deps installs postfix and python3-dkim; without them
 // these tests skip and say why.
-
-// postfixTool finds one of Postfix's test programs (they live in
-// /usr/sbin, which is not always on PATH).
-func postfixTool(t *testing.T, name string) string {
-	t.Helper()
-	if p, err := exec.LookPath(name); err == nil {
-		return p
-	}
-	if p, err := exec.LookPath("/usr/sbin/" + name); err == nil {
-		return p
-	}
-	t.Skipf("%s not installed (Debian package postfix, installed by .ci/deps): skipping the interoperability test", name)
-	return ""
-}
-
-// sink is a running smtp-sink that appends every transaction to dump.
-type sink struct {
-	port int
-	dump string
-}
-
-// startSink starts smtp-sink on a free loopback port. smtp-sink takes
-// the port on its command line, so a port is picked by listening on :0
-// and closing; if another process takes it in between, smtp-sink exits
-// and the next port is tried.
-func startSink(t *testing.T) *sink {
-	t.Helper()
-	bin := postfixTool(t, "smtp-sink")
-	// Run as root, smtp-sink must drop to another user (-u) before it
-	// writes the dump: give that user a directory it may write.
-	dir, err := os.MkdirTemp("", "relayctl-sink-")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { os.RemoveAll(dir) })
-	if err := os.Chmod(dir, 0o777); err != nil {
-		t.Fatal(err)
-	}
-	dump := filepath.Join(dir, "dump")
-	for attempt := 0; attempt < 3; attempt++ {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		port := l.Addr().(*net.TCPAddr).Port
-		l.Close()
-		args := []string{"-4", "-h", "sink.test", "-D", dump}
-		if os.Geteuid() == 0 {
-			args = append(args, "-u", "nobody")
-		}
-		args = append(args, "127.0.0.1:"+strconv.Itoa(port), "10")
-		cmd := exec.Command(bin, args...)
-		var stderr bytes.Buffer
-		cmd.Stdout, cmd.Stderr = &stderr, &stderr
-		if err := cmd.Start(); err != nil {
-			t.Fatalf("smtp-sink: %v", err)
-		}
-		exited := make(chan error, 1)
-		go func() { exited <- cmd.Wait() }()
-		t.Cleanup(func() {
-			cmd.Process.Kill()
-			<-exited
-		})
-		deadline := time.Now().Add(5 * time.Second)
-		for time.Now().Before(deadline) {
-			select {
-			case err := <-exited:
-				exited <- err // for the cleanup
-				t.Logf("smtp-sink on port %d exited (%v): %s", port, err, stderr.String())
-				goto next
-			default:
-			}
-			if c, err := net.DialTimeout("tcp", "127.0.0.1:"+strconv.Itoa(port), time.Second); err == nil {
-				c.Close()
-				return &sink{port: port, dump: dump}
-			}
-			time.Sleep(20 * time.Millisecond)
-		}
-		t.Fatalf("smtp-sink did not listen on port %d within 5s: %s", port, stderr.String())
-	next:
-	}
-	t.Fatal("smtp-sink could not start on a free port")
-	return nil
-}
-
-// sinkMessage is one transaction from smtp-sink's dump: the envelope it
-// saw and the message exactly as received (CRLF restored).
-type sinkMessage struct {
-	Helo, Mail string
-	Rcpts      []string
-	Data       []byte
-}
-
-// messages parses the dump (smtp-sink(1), DUMP FILE FORMAT): per
-// transaction, X-Client-Addr, X-Client-Proto, X-Helo-Args, X-Mail-Args,
-// one X-Rcpt-Args per RCPT, a three-line Received field, then the
-// message with dot-stuffing undone and lines ending in LF, then an empty
-// line. The relay refuses bare CR and LF, so turning every LF back into
-// CRLF restores the bytes on the wire.
-func (s *sink) messages(t *testing.T) []sinkMessage {
-	t.Helper()
-	b, err := os.ReadFile(s.dump)
-	if os.IsNotExist(err) {
-		return nil
-	}
-	if err != nil {
-		t.Fatal(err)
-	}
-	var out []sinkMessage
-	for _, chunk := range strings.Split(string(b), "X-Client-Addr: ")[1:] {
-		if !strings.HasSuffix(chunk, "\n\n") {
-			return out // still being written
-		}
-		lines := strings.SplitAfter(chunk, "\n")
-		var m sinkMessage
-		i := 1
-		for ; i < len(lines); i++ {
-			l := strings.TrimSuffix(lines[i], "\n")
-			if v, ok := strings.CutPrefix(l, "X-Helo-Args: "); ok {
-				m.Helo = v
-			} else if v, ok := strings.CutPrefix(l, "X-Mail-Args: "); ok {
-				m.Mail = v
-			} else if v, ok := strings.CutPrefix(l, "X-Rcpt-Args: "); ok {
-				m.Rcpts = append(m.Rcpts, v)
-			} else if strings.HasPrefix(l, "Received: ") {
-				i += 3 // the sink's own Received field is three lines
-				break
-			}
-		}
-		if i > len(lines) {
-			t.Fatalf("smtp-sink dump: no end of the sink's header in %q", chunk)
-		}
-		msg := strings.TrimSuffix(strings.Join(lines[i:], ""), "\n") // the closing empty line
-		m.Data = []byte(strings.ReplaceAll(msg, "\n", "\r\n"))
-		out = append(out, m)
-	}
-	return out
-}
 
 // dkimpyVerify runs dkimpy on each message file and returns, per file,
 // whether every DKIM-Signature verified. Keys come from the test DNS
@@ -240,7 +101,7 @@ func dkimpyVerify(t *testing.T, py, dnsAddr string, msgs [][]byte) [][]any {
 // and dkimpy verifies the signature on it.
 func TestDeliveryToPostfixSink(t *testing.T) {
 	py := dkimpyPython(t)
-	sk := startSink(t)
+	sk := postfixtest.StartSink(t)
 
 	rsaKey, err := dkim.GenerateKey(dkim.AlgoRSA, 2048)
 	if err != nil {
@@ -261,7 +122,7 @@ func TestDeliveryToPostfixSink(t *testing.T) {
 	nets, _ := ParseNetworks([]string{"127.0.0.0/8"})
 	l := startLab(t, func(c *Config) {
 		c.SMTP.TrustedNetworks = nets
-		c.Delivery.Port = sk.port // the MX of dest.test (127.0.0.1) on the sink's port
+		c.Delivery.Port = sk.Port // the MX of dest.test (127.0.0.1) on the sink's port
 		c.DKIMKeys = append(c.DKIMKeys, DKIMKey{Domain: "rsa.example.com", Selector: "s2", KeyFile: rsaFile})
 	})
 	if err := l.dns.AddZone(rsaRec.ZoneLine + "\n"); err != nil {
@@ -298,22 +159,14 @@ func TestDeliveryToPostfixSink(t *testing.T) {
 		c.Quit()
 	}
 
-	var got []sinkMessage
-	deadline := time.Now().Add(8 * time.Second)
-	for {
-		got = sk.messages(t)
-		if len(got) >= len(msgs) || time.Now().After(deadline) {
-			break
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	got := sk.Wait(t, len(msgs), 8*time.Second)
 	if len(got) != len(msgs) {
 		t.Fatalf("smtp-sink captured %d messages, want %d", len(got), len(msgs))
 	}
 
 	var captured [][]byte
 	for _, m := range msgs {
-		var s *sinkMessage
+		var s *postfixtest.Message
 		for i := range got {
 			if bytes.HasSuffix(got[i].Data, []byte(m.msg)) {
 				s = &got[i]
@@ -374,7 +227,7 @@ func TestDeliveryToPostfixSink(t *testing.T) {
 	}
 }
 
-func dumpCaptures(ms []sinkMessage) string {
+func dumpCaptures(ms []postfixtest.Message) string {
 	var b strings.Builder
 	for _, m := range ms {
 		fmt.Fprintf(&b, "--- MAIL %s RCPT %q\n%q\n", m.Mail, m.Rcpts, m.Data)

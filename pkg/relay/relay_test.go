@@ -20,6 +20,7 @@ import (
 	"github.com/relayctl/relayctl/pkg/dnsclient"
 	"github.com/relayctl/relayctl/pkg/dnstest"
 	"github.com/relayctl/relayctl/pkg/events"
+	"github.com/relayctl/relayctl/pkg/postfixtest"
 	"github.com/relayctl/relayctl/pkg/smtpd"
 	"github.com/relayctl/relayctl/pkg/smtptest"
 )
@@ -461,12 +462,7 @@ func dsnCovers(dsns []smtptest.Message, rcpts ...string) bool {
 // TestSMTPSourceInterop: Postfix's load generator as the client, several
 // sessions at once; every message reaches the MX.
 func TestSMTPSourceInterop(t *testing.T) {
-	src, err := exec.LookPath("smtp-source")
-	if err != nil {
-		if src, err = exec.LookPath("/usr/sbin/smtp-source"); err != nil {
-			t.Skip("smtp-source not installed (Debian package postfix): skipping")
-		}
-	}
+	src := postfixtest.Tool(t, "smtp-source")
 	nets, _ := ParseNetworks([]string{"127.0.0.0/8"})
 	l := startLab(t, func(c *Config) { c.SMTP.TrustedNetworks = nets })
 	out, err := exec.Command(src, "-s", "5", "-m", "20", "-l", "1000", "-f", "app@example.com", "-t", "user@dest.test", "-M", "loadgen.test", l.addr).CombinedOutput()
