@@ -89,7 +89,9 @@ func NewCmdSuppress(f *cmdutil.Factory) *cobra.Command {
 		Long: `The suppression list holds recipients the relay will not send to: addresses
 that hard-bounced (5.1.x, 5.2.1 or configured codes), bounced softly too often
 in a row, or were added by hand. A message to a suppressed recipient is
-refused at RCPT TO with 550 5.7.1 and the reason.
+refused at RCPT TO with 550 5.7.1 and the reason, or, with
+serve.suppression.action: drop, accepted and never sent (logged as a
+"suppressed" delivery event).
 
 The list is a file next to the queue (suppress.json in the spool directory,
 or serve.suppression.file); these commands edit it directly and safely while
@@ -201,7 +203,7 @@ func newAdd(f *cmdutil.Factory, file *string) *cobra.Command {
 			})
 		},
 	}
-	cmd.Flags().StringVar(&reason, "reason", "", "why (shown in the RCPT refusal)")
+	cmd.Flags().StringVar(&reason, "reason", "", "why (shown in the RCPT refusal, or logged when dropped)")
 	cmd.Flags().DurationVar(&expires, "expires", 0, "lift the suppression after this long (e.g. 720h); default never")
 	return cmd
 }

@@ -110,3 +110,33 @@ func BenchmarkDueN20k(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkDueStreamsCapped5k: the scheduler's query for 20 slots when a
+// capped stream has 5,000 due messages in front of 20 of another stream
+// (the walk passes over every capped one).
+func BenchmarkDueStreamsCapped5k(b *testing.B) {
+	q, err := Open(b.TempDir(), Options{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer q.Close()
+	now := time.Now()
+	for i := range 5020 {
+		env := testEnv("r@example.com")
+		env.Stream = "bulk"
+		if i >= 5000 {
+			env.Stream = "other"
+		}
+		env.Recipients[0].NextAttempt = now.Add(-time.Hour + time.Duration(i)*time.Millisecond)
+		if _, err := q.Enqueue(env, strings.NewReader(benchBody)); err != nil {
+			b.Fatal(err)
+		}
+	}
+	skip := map[string]bool{"bulk": true}
+	b.ResetTimer()
+	for b.Loop() {
+		if n := len(q.DueStreams(now, 20, skip)); n != 20 {
+			b.Fatalf("DueStreams = %d", n)
+		}
+	}
+}
