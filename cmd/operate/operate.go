@@ -72,6 +72,8 @@ type streamsEntry struct {
 		Priority int    `mapstructure:"priority"`
 		SourceIP string `mapstructure:"source_ip"`
 		Hello    string `mapstructure:"hello"`
+		// MaxInflight caps the stream's deliveries in flight (0: none).
+		MaxInflight int `mapstructure:"max_inflight"`
 	} `mapstructure:"list"`
 	Users         map[string]string `mapstructure:"users"`
 	SenderDomains map[string]string `mapstructure:"sender_domains"`
@@ -201,12 +203,13 @@ func Setup(f *cmdutil.Factory, cfg *relay.Config, log *slog.Logger) (*Ops, error
 	}
 	sc := stream.Config{Users: se.Users, SenderDomains: se.SenderDomains, Default: se.Default}
 	for _, st := range se.List {
-		sc.Streams = append(sc.Streams, stream.Stream{Name: st.Name, Priority: st.Priority, SourceIP: st.SourceIP, Hello: st.Hello})
+		sc.Streams = append(sc.Streams, stream.Stream{Name: st.Name, Priority: st.Priority, SourceIP: st.SourceIP, Hello: st.Hello, MaxInflight: st.MaxInflight})
 	}
 	if o.Streams, err = stream.New(sc); err != nil {
 		return nil, cmdutil.Usagef("%s: %v", KeyStreams, err)
 	}
 	cfg.Delivery.Identity = o.Streams.Identity
+	cfg.Delivery.StreamMaxInflight = o.Streams.MaxInflight
 
 	o.Socket = f.Config.GetString(KeyAdminSocket)
 	if o.Socket == "" {

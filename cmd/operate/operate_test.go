@@ -370,6 +370,7 @@ func TestSetupConfigErrors(t *testing.T) {
 		"webhook bad url":        {operate.KeyWebhookURL: "ftp://x", operate.KeyWebhookSecret: "/nonexistent"},
 		"bad suppression action": {"serve.suppression.action": "discard"},
 		"bad metrics listen":     {operate.KeyMetricsListen: "nonsense"},
+		"negative max_inflight":  {operate.KeyStreams: map[string]any{"list": []any{map[string]any{"name": "transactional", "max_inflight": -1}}}},
 		"bad webhook events":     {operate.KeyWebhookURL: "http://127.0.0.1:1/h", operate.KeyWebhookResults: []string{"opened"}},
 	} {
 		t.Setenv(operate.EnvWebhookSecret, "")
@@ -620,5 +621,72 @@ func TestSuppressedRecipientDropped(t *testing.T) {
 	}
 	if out := cmdtest.Run(t, "report", "--log", l.dlog); !strings.Contains(out.Stdout, "dropped            2") {
 		t.Errorf("human report:\n%s", out.Stdout)
+	}
+}
+
+// A stream's max_inflight keeps its backlog from taking every delivery
+// slot: with 4 slots and bulk capped at 2, slow bulk deliveries never
+// exceed 2 at once and a transactional message goes out while they hang.
+func TestStreamMaxInflight(t *testing.T) {
+	l := startLab(t, map[string]any{"serve.streams": map[string]any{
+		"list": []any{
+			map[string]any{"name": "transactional", "priority": 10},
+			map[string]any{"name": "bulk", "priority": 0, "max_inflight": 2},
+		},
+	}}, func(c *relay.Config) {
+		c.NoFsync = true
+		c.Delivery.Concurrency = 4
+	})
+	release := make(chan struct{})
+	var releaseOnce sync.Once
+	open := func() { releaseOnce.Do(func() { close(release) }) }
+	t.Cleanup(open) // before the lab stops
+	var mu sync.Mutex
+	inData, maxInData := 0, 0
+	l.mx.SetHook(func(cmd, arg string) error {
+		if cmd != "DATA" || !strings.HasPrefix(arg, "bulk") {
+			return nil
+		}
+		mu.Lock()
+		inData++
+		maxInData = max(maxInData, inData)
+		mu.Unlock()
+		<-release // a receiver that hangs on bulk mail
+		mu.Lock()
+		inData--
+		mu.Unlock()
+		return nil
+	})
+	const backlog = 10
+	for i := range backlog {
+		env := &queue.Envelope{From: "news@example.com", Stream: "bulk", Received: time.Now(),
+			Recipients: []queue.Recipient{{Address: "bulk" + strconv.Itoa(i) + "@dest.test", State: queue.StateQueued}}}
+		if _, err := l.r.Queue.Enqueue(env, strings.NewReader("From: news@example.com\r\nSubject: offer\r\n\r\nbuy\r\n")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	waitFor(t, "two bulk deliveries hanging", func() bool { mu.Lock(); defer mu.Unlock(); return inData == 2 })
+	time.Sleep(300 * time.Millisecond) // room for a third, were the cap not kept
+	mu.Lock()
+	if maxInData != 2 {
+		t.Errorf("%d bulk deliveries at once, want 2", maxInData)
+	}
+	mu.Unlock()
+
+	l.submit(t, "vip@other.test") // transactional (the default stream)
+	waitFor(t, "the transactional message past the hanging bulk ones", func() bool {
+		for _, m := range l.mx.Messages() {
+			if m.To[0] == "vip@other.test" {
+				return true
+			}
+		}
+		return false
+	})
+	open()
+	l.mx.Wait(t, backlog+1, 20*time.Second)
+	mu.Lock()
+	defer mu.Unlock()
+	if maxInData != 2 {
+		t.Errorf("%d bulk deliveries at once, want at most 2", maxInData)
 	}
 }

@@ -60,6 +60,11 @@ type Config struct {
 	// send a stream's messages from ("" for the defaults), so streams
 	// keep separate reputations (pkg/stream).
 	Identity func(stream string) (sourceIP, hello string)
+	// StreamMaxInflight, when set, caps the messages of a stream being
+	// delivered at once (0: no cap beyond Concurrency), so one stream (a
+	// bulk backlog) never holds every slot. The stream is the envelope's
+	// Stream as stored.
+	StreamMaxInflight func(stream string) int
 
 	Events   func(events.Event)                                          // every attempt of every recipient (nil ok)
 	OnResult func(env *queue.Envelope, rcpt queue.Recipient, res Result) // after each recipient attempt
@@ -142,6 +147,7 @@ type Engine struct {
 
 	mu       sync.Mutex
 	inflight map[string]bool
+	streams  map[string]int // messages in flight per stream
 	// unsaved holds recipient states an Update could not write (disk
 	// full): they are written before the message is tried again, so a
 	// delivered recipient is not delivered again.
@@ -170,7 +176,7 @@ func New(cfg Config, q *queue.Queue) (*Engine, error) {
 	if cfg.Resolver == nil && cfg.Routes["*"] == "" && cfg.RouteSettings["*"].Addr == "" {
 		return nil, errors.New("delivery: a DNS resolver is needed (or a \"*\" route)")
 	}
-	e := &Engine{cfg: cfg, q: q, inflight: map[string]bool{}, unsaved: map[string]map[int]queue.Recipient{}, notBefore: map[string]time.Time{}, domains: map[string]int{}, kick: make(chan struct{}, 1)}
+	e := &Engine{cfg: cfg, q: q, inflight: map[string]bool{}, streams: map[string]int{}, unsaved: map[string]map[int]queue.Recipient{}, notBefore: map[string]time.Time{}, domains: map[string]int{}, kick: make(chan struct{}, 1)}
 	e.d = &deliverer{cfg: cfg}
 	return e, nil
 }
@@ -192,37 +198,56 @@ func (e *Engine) Run(ctx context.Context) error {
 	for {
 		now := e.cfg.Now()
 		waitKick := false
-		e.mu.Lock()
-		want := e.cfg.Concurrency + len(e.inflight) // enough to fill every free slot
-		e.mu.Unlock()
-		for _, id := range e.q.DueN(now, want) {
+		for again := true; again; {
+			again = false
 			e.mu.Lock()
-			busy := e.inflight[id] || time.Now().Before(e.notBefore[id])
-			full := len(e.inflight) >= e.cfg.Concurrency
-			if !busy && !full {
-				e.inflight[id] = true
-			}
+			want := e.cfg.Concurrency + len(e.inflight) // enough to fill every free slot
+			capped := e.cappedStreams()
 			e.mu.Unlock()
-			if busy {
-				waitKick = true
-				continue
+			if len(capped) > 0 {
+				waitKick = true // their due messages wait for a completion
 			}
-			if full {
-				waitKick = true
-				break
-			}
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				e.process(ctx, id)
+			for _, due := range e.q.DueStreams(now, want, capped) {
+				id, stream := due.ID, due.Stream
 				e.mu.Lock()
-				delete(e.inflight, id)
-				e.mu.Unlock()
-				select {
-				case e.kick <- struct{}{}:
-				default:
+				busy := e.inflight[id] || time.Now().Before(e.notBefore[id])
+				full := len(e.inflight) >= e.cfg.Concurrency
+				atCap := e.streamAtCap(stream)
+				if !busy && !full && !atCap {
+					e.inflight[id] = true
+					e.streams[stream]++
 				}
-			}()
+				e.mu.Unlock()
+				if busy {
+					waitKick = true
+					continue
+				}
+				if full {
+					waitKick = true
+					break
+				}
+				if atCap {
+					// The stream reached its cap in this round: look again
+					// without it, so other streams get the free slots now.
+					waitKick, again = true, true
+					continue
+				}
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					e.process(ctx, id)
+					e.mu.Lock()
+					delete(e.inflight, id)
+					if e.streams[stream]--; e.streams[stream] <= 0 {
+						delete(e.streams, stream)
+					}
+					e.mu.Unlock()
+					select {
+					case e.kick <- struct{}{}:
+					default:
+					}
+				}()
+			}
 		}
 		wait := time.Hour
 		if next, ok := e.q.NextDue(); ok {
@@ -255,6 +280,30 @@ func (e *Engine) Run(ctx context.Context) error {
 			}
 		}
 	}
+}
+
+// streamAtCap reports whether stream has its StreamMaxInflight messages
+// in flight. e.mu held.
+func (e *Engine) streamAtCap(stream string) bool {
+	if e.cfg.StreamMaxInflight == nil {
+		return false
+	}
+	limit := e.cfg.StreamMaxInflight(stream)
+	return limit > 0 && e.streams[stream] >= limit
+}
+
+// cappedStreams are the streams at their cap. e.mu held.
+func (e *Engine) cappedStreams() map[string]bool {
+	var out map[string]bool
+	for s := range e.streams {
+		if e.streamAtCap(s) {
+			if out == nil {
+				out = map[string]bool{}
+			}
+			out[s] = true
+		}
+	}
+	return out
 }
 
 // RetryNow makes the deferred recipients of the given messages (all

@@ -61,3 +61,38 @@ func TestPriorityOvertakesBacklog(t *testing.T) {
 		t.Errorf("len %d", q.Len())
 	}
 }
+
+// DueStreams passes over the streams at their cap without counting them,
+// so a capped backlog does not hide another stream's due messages.
+func TestDueStreamsSkipsCappedStreams(t *testing.T) {
+	q, err := Open(t.TempDir(), Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer q.Close()
+	now := time.Now()
+	var news string
+	for i := range 30 {
+		stream := "bulk"
+		if i == 25 {
+			stream = "newsletter"
+		}
+		id, err := q.Enqueue(&Envelope{From: "a@example.com", Stream: stream, Recipients: []Recipient{{Address: "b@example.org", State: StateQueued, NextAttempt: now.Add(-time.Hour + time.Duration(i)*time.Second)}}}, strings.NewReader("x"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if stream == "newsletter" {
+			news = id
+		}
+	}
+	if got := q.DueStreams(now, 3, nil); len(got) != 3 || got[0].Stream != "bulk" {
+		t.Fatalf("no skip: %+v", got)
+	}
+	got := q.DueStreams(now, 3, map[string]bool{"bulk": true})
+	if len(got) != 1 || got[0].ID != news || got[0].Stream != "newsletter" {
+		t.Fatalf("bulk skipped: %+v, want only %s", got, news)
+	}
+	if got := q.DueStreams(now, 3, map[string]bool{"bulk": true, "newsletter": true}); len(got) != 0 {
+		t.Errorf("everything skipped: %+v", got)
+	}
+}

@@ -86,6 +86,7 @@ type item struct {
 	at     time.Time // earliest NextAttempt of a queued/deferred recipient
 	pos    int       // index in its due heap, -1 when not in one
 	urgent bool      // in q.urgent rather than q.due
+	stream string    // the envelope's Stream
 }
 
 // heapOf is the due heap it belongs in.
@@ -624,6 +625,48 @@ func (q *Queue) DueN(now time.Time, n int) []string {
 	return dueN(q.due, now, n, out)
 }
 
+// Due is a due message and its delivery stream.
+type Due struct {
+	ID     string
+	Stream string
+}
+
+// DueStreams is DueN that passes over the messages of the streams in
+// skip (those at their cap of deliveries in flight) without counting
+// them, so a capped backlog does not hide other streams' due messages.
+// The walk visits the skipped due messages, so it costs O(k log k) for
+// k due messages of skipped streams.
+func (q *Queue) DueStreams(now time.Time, n int, skip map[string]bool) []Due {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	out := dueWalk(q.urgent, now, n, nil, skip)
+	return dueWalk(q.due, now, n, out, skip)
+}
+
+// dueWalk appends to out the due messages of h not in skip, earliest
+// first, until out holds n.
+func dueWalk(h dueHeap, now time.Time, n int, out []Due, skip map[string]bool) []Due {
+	front := &posHeap{h: h}
+	if len(h) > 0 {
+		front.idx = append(front.idx, 0)
+	}
+	for len(out) < n && front.Len() > 0 {
+		i := heap.Pop(front).(int)
+		if h[i].at.After(now) {
+			break
+		}
+		if !skip[h[i].stream] {
+			out = append(out, Due{ID: h[i].id, Stream: h[i].stream})
+		}
+		for _, c := range []int{2*i + 1, 2*i + 2} {
+			if c < len(h) {
+				heap.Push(front, c)
+			}
+		}
+	}
+	return out
+}
+
 // dueN appends to out the due ids of h, earliest first, until out holds n.
 func dueN(h dueHeap, now time.Time, n int, out []string) []string {
 	// Best-first walk of the heap: a frontier of heap positions ordered
@@ -712,6 +755,7 @@ func (q *Queue) setIndex(id string, env *Envelope) {
 		heap.Remove(q.heapOf(it), it.pos)
 	}
 	it.urgent = urgent
+	it.stream = env.Stream
 	h := q.heapOf(it)
 	sooner := false
 	if ok {

@@ -3,7 +3,9 @@
 // marketing batch and never shares its reputation: each stream has a
 // priority (the queue hands out due messages of a higher-priority stream
 // first) and may bind its own source IP address and HELO name (RFC 5321
-// §4.1.1.1; the name should match the address's reverse DNS).
+// §4.1.1.1; the name should match the address's reverse DNS), and may cap
+// how many of its messages are delivered at once, so a low-priority
+// backlog never holds every delivery slot.
 //
 // A message's stream is chosen, in order, by its X-Relayctl-Stream
 // header field (when it names a configured stream), the authenticated
@@ -36,6 +38,10 @@ type Stream struct {
 	SourceIP string `json:"source_ip,omitempty"`
 	// Hello is the EHLO name ("" the relay's hostname).
 	Hello string `json:"hello,omitempty"`
+	// MaxInflight caps the stream's messages being delivered at once
+	// (0: no cap beyond the engine's concurrency), so a bulk backlog
+	// never takes every delivery slot from transactional mail.
+	MaxInflight int `json:"max_inflight,omitempty"`
 }
 
 // Config is the streams and the rules that choose them.
@@ -81,6 +87,9 @@ func New(cfg Config) (*Policy, error) {
 		}
 		if strings.ContainsAny(s.Hello, " \t\r\n") {
 			return nil, fmt.Errorf("stream %s: hello %q: want a host name", s.Name, s.Hello)
+		}
+		if s.MaxInflight < 0 {
+			return nil, fmt.Errorf("stream %s: max_inflight %d: want 0 (no cap) or more", s.Name, s.MaxInflight)
 		}
 		if _, dup := p.byName[s.Name]; dup {
 			return nil, fmt.Errorf("stream %s: defined twice", s.Name)
@@ -158,6 +167,15 @@ func (p *Policy) Priority(name string) int {
 		name = p.cfg.Default
 	}
 	return p.Get(name).Priority
+}
+
+// MaxInflight is the named stream's cap on deliveries in flight (0:
+// none); "" is the default stream.
+func (p *Policy) MaxInflight(name string) int {
+	if name == "" {
+		name = p.cfg.Default
+	}
+	return p.Get(name).MaxInflight
 }
 
 // Identity is the source IP and EHLO name of the named stream ("" for

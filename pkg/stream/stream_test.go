@@ -44,15 +44,28 @@ func TestClassify(t *testing.T) {
 
 func TestConfigErrors(t *testing.T) {
 	for name, cfg := range map[string]Config{
-		"dup":        {Streams: []Stream{{Name: "a"}, {Name: "A"}}, Default: "a"},
-		"no default": {Streams: []Stream{{Name: "a"}}},
-		"bad user":   {Users: map[string]string{"u": "nope"}},
-		"bad name":   {Streams: []Stream{{Name: "a b"}}, Default: "a b"},
-		"bad ip":     {Streams: []Stream{{Name: "a", SourceIP: "300.1.1.1"}}, Default: "a"},
-		"bad hello":  {Streams: []Stream{{Name: "a", Hello: "a b"}}, Default: "a"},
+		"dup":                   {Streams: []Stream{{Name: "a"}, {Name: "A"}}, Default: "a"},
+		"no default":            {Streams: []Stream{{Name: "a"}}},
+		"bad user":              {Users: map[string]string{"u": "nope"}},
+		"bad name":              {Streams: []Stream{{Name: "a b"}}, Default: "a b"},
+		"bad ip":                {Streams: []Stream{{Name: "a", SourceIP: "300.1.1.1"}}, Default: "a"},
+		"bad hello":             {Streams: []Stream{{Name: "a", Hello: "a b"}}, Default: "a"},
+		"negative max_inflight": {Streams: []Stream{{Name: "a", MaxInflight: -1}}, Default: "a"},
 	} {
 		if _, err := New(cfg); err == nil {
 			t.Errorf("%s: accepted", name)
+		}
+	}
+}
+
+func TestMaxInflight(t *testing.T) {
+	p, err := New(Config{Streams: []Stream{{Name: "transactional", Priority: 10}, {Name: "bulk", MaxInflight: 15}}, Default: "bulk"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, want := range map[string]int{"bulk": 15, "BULK": 15, "": 15, "transactional": 0, "legacy": 15} {
+		if got := p.MaxInflight(name); got != want {
+			t.Errorf("MaxInflight(%q) = %d, want %d", name, got, want)
 		}
 	}
 }
