@@ -18,7 +18,8 @@ import (
 // smtpd (a throw-away instance relaying to smtp-sink). Postfix accepts
 // both messages, a ready one (--eml) arrives byte for byte behind
 // Postfix's own Received field, and a composed one with a binary
-// attachment parses as MIME with the attachment intact.
+// attachment parses as MIME with the attachment intact; sendmail -t -i
+// (cron's way) gets through too.
 func TestSendThroughPostfix(t *testing.T) {
 	sk := postfixtest.StartSink(t)
 	pf := postfixtest.Start(t, postfixtest.Options{RelayHost: sk.Addr})
@@ -48,19 +49,38 @@ func TestSendThroughPostfix(t *testing.T) {
 		t.Fatalf("send --attach: exit %d\n%s%s\npostfix log:\n%s", r.Code, r.Stdout, r.Stderr, pf.Log())
 	}
 
-	got := sk.Wait(t, 2, 8*time.Second)
-	var viaEML, composed *postfixtest.Message
+	// sendmail mode as cron and PHP use it: LF line endings, a lone dot
+	// that must not end the message (-i), recipients from the header (-t).
+	t.Setenv("RELAYCTL_SEND_SERVER", pf.Addr)
+	in := "To: ops@example.org\nBcc: audit@example.org\nSubject: cron output\n\nline\n.\nafter dot\n"
+	r = cmdtest.RunStdin(t, strings.NewReader(in), "sendmail", "-t", "-i", "-f", "cron@example.com")
+	if r.Code != 0 {
+		t.Fatalf("sendmail -t: exit %d\n%s%s\npostfix log:\n%s", r.Code, r.Stdout, r.Stderr, pf.Log())
+	}
+
+	got := sk.Wait(t, 3, 8*time.Second)
+	var viaEML, composed, cron *postfixtest.Message
 	for i := range got {
-		if bytes.Contains(got[i].Data, []byte("<eml.1@example.com>")) {
+		switch {
+		case bytes.Contains(got[i].Data, []byte("<eml.1@example.com>")):
 			viaEML = &got[i]
-		} else {
+		case bytes.Contains(got[i].Data, []byte("Subject: cron output")):
+			cron = &got[i]
+		default:
 			composed = &got[i]
 		}
 	}
-	if viaEML == nil || composed == nil {
-		t.Fatalf("captures: %d, ready message found %v, composed found %v", len(got), viaEML != nil, composed != nil)
+	if viaEML == nil || composed == nil || cron == nil {
+		t.Fatalf("captures: %d; ready message found %v, composed %v, sendmail %v", len(got), viaEML != nil, composed != nil, cron != nil)
 	}
-	for _, m := range got {
+	rcpts := strings.Join(cron.Rcpts, "|") // Postfix sorts the recipients of a transaction
+	if !strings.HasPrefix(cron.Mail, "<cron@example.com>") || len(cron.Rcpts) != 2 || !strings.Contains(rcpts, "<ops@example.org>") || !strings.Contains(rcpts, "<audit@example.org>") {
+		t.Errorf("sendmail envelope as Postfix relayed it: mail %q rcpt %q", cron.Mail, cron.Rcpts)
+	}
+	if !bytes.HasSuffix(cron.Data, []byte("\r\n\r\nline\r\n.\r\nafter dot\r\n")) || bytes.Contains(cron.Data, []byte("audit@")) {
+		t.Errorf("sendmail message after Postfix (Bcc must be gone, the lone dot kept):\n%s", cron.Data)
+	}
+	for _, m := range []*postfixtest.Message{viaEML, composed} {
 		if m.Helo != pf.Hostname || !strings.HasPrefix(m.Mail, "<shop@example.com>") || len(m.Rcpts) != 1 || !strings.HasPrefix(m.Rcpts[0], "<kunde@example.org>") {
 			t.Errorf("envelope as Postfix relayed it: helo %q mail %q rcpt %q", m.Helo, m.Mail, m.Rcpts)
 		}
@@ -105,5 +125,5 @@ func TestSendThroughPostfix(t *testing.T) {
 	if !bytes.Equal(attachment, pdf) {
 		t.Errorf("attachment differs after Postfix (%d bytes, want %d)", len(attachment), len(pdf))
 	}
-	pf.WaitLog(t, "status=sent", 2, 5*time.Second)
+	pf.WaitLog(t, "status=sent", 4, 5*time.Second) // one line per recipient
 }

@@ -15,7 +15,14 @@ package postfixtest
 import (
 	"bufio"
 	"bytes"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
 	"fmt"
+	"math/big"
 	"net"
 	"os"
 	"os/exec"
@@ -213,7 +220,9 @@ func (s *Sink) Wait(t testing.TB, n int, timeout time.Duration) []Message {
 type Postfix struct {
 	// Addr is its smtpd's "127.0.0.1:port"; Hostname its myhostname.
 	Addr, Hostname string
-	dir            string
+	// RootCAs trusts the smtpd's certificate (with Options.TLSNames).
+	RootCAs *x509.CertPool
+	dir     string
 }
 
 // Options configure a throw-away Postfix instance.
@@ -221,6 +230,10 @@ type Options struct {
 	// RelayHost receives everything the instance accepts ("host:port",
 	// delivered to without MX lookup and without TLS). Required.
 	RelayHost string
+	// TLSNames, when set, makes smtpd offer STARTTLS (RFC 3207) with a
+	// throw-away certificate for these DNS names and 127.0.0.1, and
+	// record the TLS use in its Received field ("with ESMTPS").
+	TLSNames []string
 }
 
 // master.cf: only the services a relay-only instance uses.
@@ -244,6 +257,7 @@ discard   unix  - - n - - discard
 anvil     unix  - - n - 1 anvil
 scache    unix  - - n - 1 scache
 postlog   unix-dgram n - n - 1 postlogd
+tlsmgr    unix  - - n 1000? 1 tlsmgr
 `
 
 // Start runs a Postfix instance whose smtpd listens on a free loopback
@@ -281,10 +295,22 @@ func Start(t testing.TB, opts Options) *Postfix {
 		t.Skipf("no postfix user (%v: %s): skipping the interoperability test", err, out)
 	}
 	p := &Postfix{dir: dir}
+	var tlsCF []string
+	if len(opts.TLSNames) > 0 {
+		certFile, keyFile := filepath.Join(etc, "cert.pem"), filepath.Join(etc, "key.pem")
+		p.RootCAs = writeCert(t, certFile, keyFile, opts.TLSNames)
+		tlsCF = []string{
+			"smtpd_tls_security_level = may",
+			"smtpd_tls_cert_file = " + certFile,
+			"smtpd_tls_key_file = " + keyFile,
+			"smtpd_tls_received_header = yes",
+			"smtpd_tls_loglevel = 1",
+		}
+	}
 	for attempt := 0; attempt < 3; attempt++ {
 		listen := "127.0.0.1:" + strconv.Itoa(freePort(t))
 		p.Addr, p.Hostname = listen, fmt.Sprintf("postfix-%d.test", attempt)
-		mainCF := strings.Join([]string{
+		mainCF := strings.Join(append([]string{
 			"compatibility_level = 3.6",
 			"queue_directory = " + queue,
 			"data_directory = " + data,
@@ -303,7 +329,7 @@ func Start(t testing.TB, opts Options) *Postfix {
 			"local_recipient_maps =",
 			"maillog_file = " + filepath.Join(dir, "maillog"),
 			"maillog_file_prefixes = " + dir,
-		}, "\n") + "\n"
+		}, tlsCF...), "\n") + "\n"
 		if err := os.WriteFile(filepath.Join(etc, "main.cf"), []byte(mainCF), 0o644); err != nil {
 			t.Fatal(err)
 		}
@@ -379,4 +405,48 @@ func (p *Postfix) WaitLog(t testing.TB, substr string, n int, timeout time.Durat
 			t.Fatalf("postfix log has fewer than %d %q lines after %v:\n%s", n, substr, timeout, p.Log())
 		}
 	}
+}
+
+// writeCert writes a self-signed ECDSA certificate for names and
+// 127.0.0.1 with its key (PEM, as Postfix reads them) and returns a pool
+// that trusts it.
+func writeCert(t testing.TB, certFile, keyFile string, names []string) *x509.CertPool {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber:          big.NewInt(time.Now().UnixNano()),
+		Subject:               pkix.Name{CommonName: names[0]},
+		DNSNames:              names,
+		IPAddresses:           []net.IP{net.IPv4(127, 0, 0, 1)},
+		NotBefore:             time.Now().Add(-time.Hour),
+		NotAfter:              time.Now().Add(24 * time.Hour),
+		KeyUsage:              x509.KeyUsageDigitalSignature | x509.KeyUsageCertSign,
+		ExtKeyUsage:           []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+		BasicConstraintsValid: true,
+		IsCA:                  true,
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	keyDER, err := x509.MarshalPKCS8PrivateKey(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(certFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(keyFile, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: keyDER}), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cert, err := x509.ParseCertificate(der)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pool := x509.NewCertPool()
+	pool.AddCert(cert)
+	return pool
 }

@@ -4,14 +4,17 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/relayctl/relayctl/pkg/dkim"
+	"github.com/relayctl/relayctl/pkg/events"
 	"github.com/relayctl/relayctl/pkg/postfixtest"
 )
 
@@ -233,4 +236,72 @@ func dumpCaptures(ms []postfixtest.Message) string {
 		fmt.Fprintf(&b, "--- MAIL %s RCPT %q\n%q\n", m.Mail, m.Rcpts, m.Data)
 	}
 	return b.String()
+}
+
+// TestDeliveryThroughPostfixSTARTTLS: the relay delivers to a real
+// Postfix smtpd as the MX, with STARTTLS required and the certificate
+// verified against the MX host name; Postfix relays to smtp-sink. What
+// the sink captured is the submitted message behind the relay's fields
+// and Postfix's own Received field (which records ESMTPS), and dkimpy
+// still verifies the relay's signature after the second hop.
+func TestDeliveryThroughPostfixSTARTTLS(t *testing.T) {
+	py := dkimpyPython(t)
+	sk := postfixtest.StartSink(t)
+	pf := postfixtest.Start(t, postfixtest.Options{RelayHost: sk.Addr, TLSNames: []string{"mx1.dest.test"}})
+	_, pfPort, _ := net.SplitHostPort(pf.Addr)
+	port, _ := strconv.Atoi(pfPort)
+	nets, _ := ParseNetworks([]string{"127.0.0.0/8"})
+	l := startLab(t, func(c *Config) {
+		c.SMTP.TrustedNetworks = nets
+		c.Delivery.Port = port
+		c.Delivery.RootCAs = pf.RootCAs
+		c.Delivery.RequireTLS = true
+	})
+
+	msg := "From: Billing <billing@example.com>\r\n" +
+		"To: user@dest.test\r\n" +
+		"Subject: through Postfix\r\n" +
+		"Date: Sun, 29 Nov 2026 18:00:00 +0000\r\n" +
+		"Message-ID: <pf.1@example.com>\r\n" +
+		"\r\n" +
+		"Hello.\r\n.\r\n..dots\r\n\r\n"
+	c := l.client(t, false)
+	if err := c.SendMail("billing@example.com", []string{"user@dest.test"}, strings.NewReader(msg)); err != nil {
+		t.Fatalf("submit: %v", err)
+	}
+	c.Quit()
+
+	got := sk.Wait(t, 1, 8*time.Second)[0]
+	if !bytes.HasSuffix(got.Data, []byte(msg)) {
+		t.Fatalf("message changed in transit:\nsent %q\ngot  %q", msg, got.Data)
+	}
+	added := string(got.Data[:len(got.Data)-len(msg)])
+	pfReceived, relayAdded, ok := strings.Cut(added, "\r\nDKIM-Signature: ")
+	if !ok || !strings.HasPrefix(pfReceived, "Received: from relay.test ") || !strings.Contains(pfReceived, "by "+pf.Hostname+" (Postfix) with ESMTPS") {
+		t.Errorf("want Postfix's Received field (ESMTPS, from relay.test), then the relay's signature; got:\n%s", added)
+	}
+	if !strings.Contains(relayAdded, "Received: from app.test") || !strings.Contains(relayAdded, "by relay.test (relayctl)") {
+		t.Errorf("no Received field from the relay:\n%s", relayAdded)
+	}
+	if res := dkimpyVerify(t, py, l.dns.Addr(), [][]byte{got.Data}); len(res[0]) != 1 || res[0][0] != true {
+		t.Errorf("dkimpy after relayctl → Postfix → smtp-sink: %v", res[0])
+	}
+	pf.WaitLog(t, "status=sent", 1, 5*time.Second)
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		var ev *events.Event
+		for _, e := range readLog(t, l.logPath) {
+			if e.Result == "delivered" {
+				ev = &e
+			}
+		}
+		if ev != nil {
+			if !ev.TLS || ev.Code != 250 || !strings.Contains(ev.Response, "queued as") {
+				t.Errorf("delivery event: tls=%v code=%d response %q", ev.TLS, ev.Code, ev.Response)
+			}
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("no delivered event in the delivery log")
+		}
+	}
 }
