@@ -95,4 +95,20 @@ func TestDueStreamsSkipsCappedStreams(t *testing.T) {
 	if got := q.DueStreams(now, 3, map[string]bool{"bulk": true, "newsletter": true}); len(got) != 0 {
 		t.Errorf("everything skipped: %+v", got)
 	}
+	// moved to another stream: found under its new one only
+	if err := q.Update(news, func(e *Envelope) error { e.Stream = "bulk"; return nil }); err != nil {
+		t.Fatal(err)
+	}
+	if got := q.DueStreams(now, 3, map[string]bool{"bulk": true}); len(got) != 0 {
+		t.Errorf("moved message still under its old stream: %+v", got)
+	}
+	if got := q.DueN(now, 40); len(got) != 30 {
+		t.Errorf("DueN after the move: %d ids, want 30", len(got))
+	}
+	if err := q.Remove(news); err != nil {
+		t.Fatal(err)
+	}
+	if got := q.Due(now); len(got) != 29 {
+		t.Errorf("Due after remove: %d ids", len(got))
+	}
 }

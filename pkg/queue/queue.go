@@ -72,10 +72,13 @@ type Queue struct {
 	mu     sync.Mutex
 	closed bool
 	index  map[string]*item // every queued id
-	due    dueHeap          // the ids that have a due time (not held-only)
-	// urgent holds the due items of messages Options.Priority ranks above
-	// 0 (transactional streams): DueN hands them out first.
-	urgent dueHeap
+	// heaps hold the ids that have a due time (not held-only), one heap
+	// per stream and class: the urgent ones are messages Options.Priority
+	// ranks above 0 (transactional streams), handed out first. Separate
+	// heaps per stream let DueStreams pass over a capped stream without
+	// walking its backlog. A stream's heap stays once created (streams
+	// are few).
+	heaps  map[heapKey]*dueHeap
 	dirF   *os.File
 	dsync  dirSyncer
 	reject []string // files found corrupt at Open, for the operator
@@ -85,16 +88,24 @@ type item struct {
 	id     string
 	at     time.Time // earliest NextAttempt of a queued/deferred recipient
 	pos    int       // index in its due heap, -1 when not in one
-	urgent bool      // in q.urgent rather than q.due
+	urgent bool      // ranked above 0 by Options.Priority
 	stream string    // the envelope's Stream
+}
+
+type heapKey struct {
+	urgent bool
+	stream string
 }
 
 // heapOf is the due heap it belongs in.
 func (q *Queue) heapOf(it *item) *dueHeap {
-	if it.urgent {
-		return &q.urgent
+	k := heapKey{it.urgent, it.stream}
+	h := q.heaps[k]
+	if h == nil {
+		h = &dueHeap{}
+		q.heaps[k] = h
 	}
-	return &q.due
+	return h
 }
 
 // Open opens (creating with mode 0700) the spool directory dir and
@@ -114,7 +125,7 @@ func Open(dir string, opts Options) (*Queue, error) {
 	if err != nil {
 		return nil, fmt.Errorf("queue: open spool %s: %w", dir, err)
 	}
-	q := &Queue{dir: dir, opts: opts, wake: make(chan struct{}, 1), index: map[string]*item{}, dirF: d}
+	q := &Queue{dir: dir, opts: opts, wake: make(chan struct{}, 1), index: map[string]*item{}, heaps: map[heapKey]*dueHeap{}, dirF: d}
 	if err := q.recover(); err != nil {
 		d.Close()
 		return nil, err
@@ -593,19 +604,25 @@ func (q *Queue) Due(now time.Time) []string {
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	var out []string
-	for _, h := range []dueHeap{q.urgent, q.due} { // urgent ones first
+	for _, urgent := range []bool{true, false} { // urgent ones first
 		var its []*item
-		// Walk the heap from the root, descending only into nodes that
-		// are due: the children of a node are never earlier than it.
-		stack := []int{0}
-		for len(stack) > 0 {
-			i := stack[len(stack)-1]
-			stack = stack[:len(stack)-1]
-			if i >= len(h) || h[i].at.After(now) {
+		for k, hp := range q.heaps {
+			if k.urgent != urgent {
 				continue
 			}
-			its = append(its, h[i])
-			stack = append(stack, 2*i+1, 2*i+2)
+			h := *hp
+			// Walk the heap from the root, descending only into nodes
+			// that are due: the children of a node are never earlier.
+			stack := []int{0}
+			for len(stack) > 0 {
+				i := stack[len(stack)-1]
+				stack = stack[:len(stack)-1]
+				if i >= len(h) || h[i].at.After(now) {
+					continue
+				}
+				its = append(its, h[i])
+				stack = append(stack, 2*i+1, 2*i+2)
+			}
 		}
 		sort.Slice(its, func(i, j int) bool { return its[i].at.Before(its[j].at) })
 		for _, it := range its {
@@ -619,10 +636,12 @@ func (q *Queue) Due(now time.Time) []string {
 // O(n log n) whatever the queue size and however many are due: what a
 // scheduler with n free slots needs.
 func (q *Queue) DueN(now time.Time, n int) []string {
-	q.mu.Lock()
-	defer q.mu.Unlock()
-	out := dueN(q.urgent, now, n, nil) // urgent (high-priority) messages first
-	return dueN(q.due, now, n, out)
+	due := q.DueStreams(now, n, nil)
+	out := make([]string, len(due))
+	for i, d := range due {
+		out[i] = d.ID
+	}
+	return out
 }
 
 // Due is a due message and its delivery stream.
@@ -631,77 +650,62 @@ type Due struct {
 	Stream string
 }
 
-// DueStreams is DueN that passes over the messages of the streams in
-// skip (those at their cap of deliveries in flight) without counting
-// them, so a capped backlog does not hide other streams' due messages.
-// The walk visits the skipped due messages, so it costs O(k log k) for
-// k due messages of skipped streams.
+// DueStreams is DueN that leaves out the messages of the streams in
+// skip (those at their cap of deliveries in flight), so a capped backlog
+// does not hide other streams' due messages. Each stream has its own
+// heaps, so a skipped stream costs nothing however many it has due.
 func (q *Queue) DueStreams(now time.Time, n int, skip map[string]bool) []Due {
 	q.mu.Lock()
 	defer q.mu.Unlock()
-	out := dueWalk(q.urgent, now, n, nil, skip)
-	return dueWalk(q.due, now, n, out, skip)
+	out := q.dueWalk(true, now, n, nil, skip) // urgent (high-priority) messages first
+	return q.dueWalk(false, now, n, out, skip)
 }
 
-// dueWalk appends to out the due messages of h not in skip, earliest
-// first, until out holds n.
-func dueWalk(h dueHeap, now time.Time, n int, out []Due, skip map[string]bool) []Due {
-	front := &posHeap{h: h}
-	if len(h) > 0 {
-		front.idx = append(front.idx, 0)
-	}
-	for len(out) < n && front.Len() > 0 {
-		i := heap.Pop(front).(int)
-		if h[i].at.After(now) {
-			break
-		}
-		if !skip[h[i].stream] {
-			out = append(out, Due{ID: h[i].id, Stream: h[i].stream})
-		}
-		for _, c := range []int{2*i + 1, 2*i + 2} {
-			if c < len(h) {
-				heap.Push(front, c)
-			}
-		}
-	}
-	return out
-}
-
-// dueN appends to out the due ids of h, earliest first, until out holds n.
-func dueN(h dueHeap, now time.Time, n int, out []string) []string {
-	// Best-first walk of the heap: a frontier of heap positions ordered
+// dueWalk appends to out the due messages of the urgent or the other
+// heaps, except skipped streams', earliest first, until out holds n.
+// q.mu held.
+func (q *Queue) dueWalk(urgent bool, now time.Time, n int, out []Due, skip map[string]bool) []Due {
+	// Best-first walk of the heaps: a frontier of heap positions ordered
 	// by due time; a node's children enter when it is taken.
-	front := &posHeap{h: h}
-	if len(h) > 0 {
-		front.idx = append(front.idx, 0)
+	front := &frontier{}
+	for k, h := range q.heaps {
+		if k.urgent == urgent && !skip[k.stream] && len(*h) > 0 {
+			front.ps = append(front.ps, heapPos{*h, 0})
+		}
 	}
+	heap.Init(front)
 	for len(out) < n && front.Len() > 0 {
-		i := heap.Pop(front).(int)
-		if h[i].at.After(now) {
+		p := heap.Pop(front).(heapPos)
+		it := p.h[p.i]
+		if it.at.After(now) {
 			break
 		}
-		out = append(out, h[i].id)
-		for _, c := range []int{2*i + 1, 2*i + 2} {
-			if c < len(h) {
-				heap.Push(front, c)
+		out = append(out, Due{ID: it.id, Stream: it.stream})
+		for _, c := range []int{2*p.i + 1, 2*p.i + 2} {
+			if c < len(p.h) {
+				heap.Push(front, heapPos{p.h, c})
 			}
 		}
 	}
 	return out
 }
 
-type posHeap struct {
-	h   dueHeap
-	idx []int
+type heapPos struct {
+	h dueHeap
+	i int
 }
 
-func (p *posHeap) Len() int           { return len(p.idx) }
-func (p *posHeap) Less(i, j int) bool { return p.h[p.idx[i]].at.Before(p.h[p.idx[j]].at) }
-func (p *posHeap) Swap(i, j int)      { p.idx[i], p.idx[j] = p.idx[j], p.idx[i] }
-func (p *posHeap) Push(x any)         { p.idx = append(p.idx, x.(int)) }
-func (p *posHeap) Pop() any {
-	x := p.idx[len(p.idx)-1]
-	p.idx = p.idx[:len(p.idx)-1]
+type frontier struct{ ps []heapPos }
+
+func (f *frontier) Len() int { return len(f.ps) }
+func (f *frontier) Less(i, j int) bool {
+	return f.ps[i].h[f.ps[i].i].at.Before(f.ps[j].h[f.ps[j].i].at)
+}
+func (f *frontier) Swap(i, j int) { f.ps[i], f.ps[j] = f.ps[j], f.ps[i] }
+func (f *frontier) Push(x any)    { f.ps = append(f.ps, x.(heapPos)) }
+func (f *frontier) Pop() any {
+	x := f.ps[len(f.ps)-1]
+	f.ps = f.ps[:len(f.ps)-1]
 	return x
 }
 
@@ -710,15 +714,14 @@ func (p *posHeap) Pop() any {
 func (q *Queue) NextDue() (time.Time, bool) {
 	q.mu.Lock()
 	defer q.mu.Unlock()
-	switch {
-	case len(q.due) == 0 && len(q.urgent) == 0:
-		return time.Time{}, false
-	case len(q.due) == 0:
-		return q.urgent[0].at, true
-	case len(q.urgent) == 0 || q.due[0].at.Before(q.urgent[0].at):
-		return q.due[0].at, true
+	var at time.Time
+	ok := false
+	for _, h := range q.heaps {
+		if len(*h) > 0 && (!ok || (*h)[0].at.Before(at)) {
+			at, ok = (*h)[0].at, true
+		}
 	}
-	return q.urgent[0].at, true
+	return at, ok
 }
 
 // Wake returns a channel that receives after an Enqueue or Update made
@@ -751,7 +754,7 @@ func (q *Queue) setIndex(id string, env *Envelope) {
 		it = &item{id: id, pos: -1}
 		q.index[id] = it
 	}
-	if it.pos >= 0 && it.urgent != urgent { // its priority changed
+	if it.pos >= 0 && (it.urgent != urgent || it.stream != env.Stream) { // its priority or stream changed
 		heap.Remove(q.heapOf(it), it.pos)
 	}
 	it.urgent = urgent
