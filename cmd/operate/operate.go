@@ -99,8 +99,9 @@ type Ops struct {
 	// relay runs.
 	MetricsAddr atomic.Value
 
-	queue atomic.Pointer[queue.Queue]
-	log   *slog.Logger
+	queue  atomic.Pointer[queue.Queue]
+	engine atomic.Pointer[delivery.Engine]
+	log    *slog.Logger
 
 	statsMu     sync.Mutex
 	statsAt     time.Time
@@ -210,6 +211,7 @@ func Setup(f *cmdutil.Factory, cfg *relay.Config, log *slog.Logger) (*Ops, error
 	}
 	cfg.Delivery.Identity = o.Streams.Identity
 	cfg.Delivery.StreamMaxInflight = o.Streams.MaxInflight
+	o.Metrics.Registry().MustRegister(newInflightCollector(o))
 
 	o.Socket = f.Config.GetString(KeyAdminSocket)
 	if o.Socket == "" {
@@ -349,8 +351,40 @@ func (o *Ops) queueStats() (int, time.Time, error) {
 	return o.statsN, o.statsOldest, nil
 }
 
+// inflightCollector is the relayctl_stream_deliveries_in_flight gauge:
+// each configured stream's messages being delivered now, to compare with
+// its max_inflight.
+type inflightCollector struct {
+	o    *Ops
+	desc *prometheus.Desc
+}
+
+func newInflightCollector(o *Ops) *inflightCollector {
+	return &inflightCollector{o: o, desc: prometheus.NewDesc("relayctl_stream_deliveries_in_flight",
+		"Messages being delivered now, by stream (compare with the stream's max_inflight).", []string{"stream"}, nil)}
+}
+
+func (c *inflightCollector) Describe(ch chan<- *prometheus.Desc) { ch <- c.desc }
+
+func (c *inflightCollector) Collect(ch chan<- prometheus.Metric) {
+	counts := map[string]int{}
+	if e := c.o.engine.Load(); e != nil {
+		counts = e.InFlight()
+	}
+	for _, st := range c.o.Streams.Streams() {
+		name := strings.ToLower(strings.TrimSpace(st.Name))
+		if _, ok := counts[name]; !ok {
+			counts[name] = 0
+		}
+	}
+	for name, n := range counts {
+		ch <- prometheus.MustNewConstMetric(c.desc, prometheus.GaugeValue, float64(n), name)
+	}
+}
+
 func (o *Ops) adminService(ctx context.Context, r *relay.Relay) error {
 	o.queue.Store(r.Queue)
+	o.engine.Store(r.Engine)
 	l, err := admin.Listen(o.Socket)
 	if err != nil {
 		return err

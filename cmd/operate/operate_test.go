@@ -672,6 +672,10 @@ func TestStreamMaxInflight(t *testing.T) {
 		t.Errorf("%d bulk deliveries at once, want 2", maxInData)
 	}
 	mu.Unlock()
+	if m := l.metrics(t); !strings.Contains(m, `relayctl_stream_deliveries_in_flight{stream="bulk"} 2`) ||
+		!strings.Contains(m, `relayctl_stream_deliveries_in_flight{stream="transactional"} 0`) {
+		t.Errorf("metrics lack the streams' deliveries in flight:\n%s", grepLines(m, "in_flight"))
+	}
 
 	l.submit(t, "vip@other.test") // transactional (the default stream)
 	waitFor(t, "the transactional message past the hanging bulk ones", func() bool {
@@ -689,4 +693,14 @@ func TestStreamMaxInflight(t *testing.T) {
 	if maxInData != 2 {
 		t.Errorf("%d bulk deliveries at once, want at most 2", maxInData)
 	}
+}
+
+func grepLines(s, sub string) string {
+	var out []string
+	for _, l := range strings.Split(s, "\n") {
+		if strings.Contains(l, sub) {
+			out = append(out, l)
+		}
+	}
+	return strings.Join(out, "\n")
 }

@@ -282,6 +282,18 @@ func (e *Engine) Run(ctx context.Context) error {
 	}
 }
 
+// InFlight returns how many messages of each stream are being delivered
+// now (streams with none are absent).
+func (e *Engine) InFlight() map[string]int {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	out := make(map[string]int, len(e.streams))
+	for s, n := range e.streams {
+		out[s] = n
+	}
+	return out
+}
+
 // streamAtCap reports whether stream has its StreamMaxInflight messages
 // in flight. e.mu held.
 func (e *Engine) streamAtCap(stream string) bool {
