@@ -395,7 +395,7 @@ func (w *walker) term(n *Node, tc *TermCost, m Mechanism) {
 		add(finding("spf.dns-error", report.SeverityWarning, "%s: %q: %v (receivers get temperror when they reach it)", n.Domain, m.Term, err))
 	}
 	switch m.Kind {
-	case "a":
+	case "a", "exists": // both ask for A records (RFC 7208 §5.3, §5.7)
 		resp, err := w.exchange(target, dns.TypeA)
 		if err != nil {
 			dnsErr(err)
@@ -405,15 +405,8 @@ func (w *walker) term(n *Node, tc *TermCost, m Mechanism) {
 			voidTerm(fmt.Sprintf("finds no A record at %s (%s)", target, resp.Outcome))
 			return
 		}
-		tc.Note = fmt.Sprintf("%d address(es)", len(resp.Records()))
-	case "exists":
-		resp, err := w.exchange(target, dns.TypeA)
-		if err != nil {
-			dnsErr(err)
-			return
-		}
-		if resp.Outcome.Void() {
-			voidTerm(fmt.Sprintf("finds no A record at %s (%s)", target, resp.Outcome))
+		if m.Kind == "a" {
+			tc.Note = fmt.Sprintf("%d address(es)", len(resp.Records()))
 		}
 	case "mx":
 		resp, err := w.exchange(target, dns.TypeMX)
