@@ -140,32 +140,13 @@ func (l *lab) client(t *testing.T, auth bool) *smtp.Client {
 	return c
 }
 
-func sendMsg(c *smtp.Client, from string, to []string, msg string) error {
-	if err := c.Mail(from, nil); err != nil {
-		return err
-	}
-	for _, r := range to {
-		if err := c.Rcpt(r, nil); err != nil {
-			return err
-		}
-	}
-	w, err := c.Data()
-	if err != nil {
-		return err
-	}
-	if _, err := w.Write([]byte(msg)); err != nil {
-		return err
-	}
-	return w.Close()
-}
-
 // TestEndToEnd: an authenticated client submits; the relay signs,
 // queues and delivers to the MX found through DNS, over STARTTLS; the
 // delivery log records it; the message verifies with DKIM.
 func TestEndToEnd(t *testing.T) {
 	l := startLab(t, nil)
 	msg := "From: Billing <billing@example.com>\r\nTo: user@dest.test\r\nSubject: Invoice 42\r\n\r\nPlease find your invoice.\r\n"
-	if err := sendMsg(l.client(t, true), "billing@example.com", []string{"user@dest.test"}, msg); err != nil {
+	if err := smtptest.Send(l.client(t, true), "billing@example.com", []string{"user@dest.test"}, msg); err != nil {
 		t.Fatalf("submission: %v", err)
 	}
 	got := l.mx.Wait(t, 1, 15*time.Second)[0]
@@ -221,7 +202,7 @@ func readLog(t *testing.T, path string) []events.Event {
 func TestNotAnOpenRelay(t *testing.T) {
 	l := startLab(t, nil)
 	c := l.client(t, false)
-	err := sendMsg(c, "billing@example.com", []string{"user@dest.test"}, "From: billing@example.com\r\n\r\nx\r\n")
+	err := smtptest.Send(c, "billing@example.com", []string{"user@dest.test"}, "From: billing@example.com\r\n\r\nx\r\n")
 	var se *smtp.SMTPError
 	if !asSMTP(err, &se) || se.Code != 530 {
 		t.Fatalf("unauthenticated relay: %v, want 530", err)
@@ -230,7 +211,7 @@ func TestNotAnOpenRelay(t *testing.T) {
 		t.Fatalf("queued %d", n)
 	}
 	// A sender domain the user may not use.
-	err = sendMsg(l.client(t, true), "ceo@other.test", []string{"user@dest.test"}, "From: ceo@other.test\r\n\r\nx\r\n")
+	err = smtptest.Send(l.client(t, true), "ceo@other.test", []string{"user@dest.test"}, "From: ceo@other.test\r\n\r\nx\r\n")
 	if !asSMTP(err, &se) || se.Code != 553 {
 		t.Fatalf("foreign sender: %v, want 553", err)
 	}
@@ -261,7 +242,7 @@ func TestQueuedMailSurvivesRestart(t *testing.T) {
 		return nil
 	})
 	msg := "From: billing@example.com\r\nTo: user@dest.test\r\nSubject: s\r\n\r\nx\r\n"
-	if err := sendMsg(l.client(t, true), "billing@example.com", []string{"user@dest.test"}, msg); err != nil {
+	if err := smtptest.Send(l.client(t, true), "billing@example.com", []string{"user@dest.test"}, msg); err != nil {
 		t.Fatal(err)
 	}
 	// Wait for the deferral to be logged, then stop the relay.
@@ -385,7 +366,7 @@ func TestMixedRecipientsThroughTheRelay(t *testing.T) {
 	})
 	rcpts := []string{"ok@dest.test", "later@dest.test", "bad@dest.test", "x@nullmx.test"}
 	msg := "From: billing@example.com\r\nTo: ok@dest.test\r\nSubject: mixed\r\n\r\nhello\r\n"
-	if err := sendMsg(l.client(t, true), "billing@example.com", rcpts, msg); err != nil {
+	if err := smtptest.Send(l.client(t, true), "billing@example.com", rcpts, msg); err != nil {
 		t.Fatal(err)
 	}
 	delivered := map[string]bool{}

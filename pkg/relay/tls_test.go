@@ -19,6 +19,7 @@ import (
 	"github.com/emersion/go-smtp"
 
 	"github.com/relayctl/relayctl/pkg/smtpd"
+	"github.com/relayctl/relayctl/pkg/smtptest"
 )
 
 // writeCert writes a self-signed certificate for 127.0.0.1 with common
@@ -80,7 +81,7 @@ func TestTLSListenersAndCertificateReload(t *testing.T) {
 		if err := c.Auth(sasl.NewPlainClient("", "app", password)); err != nil {
 			t.Fatal(err)
 		}
-		if err := sendMsg(c, "billing@example.com", []string{"user@dest.test"}, msg); err != nil {
+		if err := smtptest.Send(c, "billing@example.com", []string{"user@dest.test"}, msg); err != nil {
 			t.Fatal(err)
 		}
 	}

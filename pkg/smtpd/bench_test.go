@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"github.com/relayctl/relayctl/pkg/queue"
+	"github.com/relayctl/relayctl/pkg/smtptest"
 )
 
 // BenchmarkSubmission: one client over loopback submitting 2 KiB
@@ -23,7 +24,7 @@ func BenchmarkSubmission(b *testing.B) {
 	b.SetBytes(int64(len(msg)))
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
-		if err := send(c, "a@example.com", []string{"x@dest.test"}, msg); err != nil {
+		if err := smtptest.Send(c, "a@example.com", []string{"x@dest.test"}, msg); err != nil {
 			b.Fatal(err)
 		}
 	}

@@ -10,6 +10,7 @@ import (
 	"github.com/relayctl/relayctl/pkg/dkim"
 	"github.com/relayctl/relayctl/pkg/dnsclient"
 	"github.com/relayctl/relayctl/pkg/dnstest"
+	"github.com/relayctl/relayctl/pkg/smtptest"
 )
 
 // TestDKIMSigningAtSubmission signs with the key for the From domain and
@@ -43,7 +44,7 @@ func TestDKIMSigningAtSubmission(t *testing.T) {
 			t.Fatal(err)
 		}
 		msg := "From: App <" + from + ">\r\nTo: " + rcpt + "\r\nSubject: Invoice\r\n\r\nPlease pay.\r\n"
-		if err := send(c, from, []string{rcpt}, msg); err != nil {
+		if err := smtptest.Send(c, from, []string{rcpt}, msg); err != nil {
 			t.Fatal(err)
 		}
 	}

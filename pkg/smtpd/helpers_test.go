@@ -147,32 +147,25 @@ func testTLS(t testing.TB) (server, client *tls.Config) {
 func (ts *testServer) dial(t testing.TB) *smtp.Client {
 	t.Helper()
 	c, err := smtp.Dial(ts.Addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { c.Close() })
-	if err := c.Hello("client.test"); err != nil {
-		t.Fatal(err)
-	}
-	return c
+	return hello(t, c, err)
 }
 
 func (ts *testServer) dialStartTLS(t testing.TB) *smtp.Client {
 	t.Helper()
 	c, err := smtp.DialStartTLS(ts.Addr, ts.TLS)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { c.Close() })
-	if err := c.Hello("client.test"); err != nil {
-		t.Fatal(err)
-	}
-	return c
+	return hello(t, c, err)
 }
 
 func (ts *testServer) dialTLS(t testing.TB) *smtp.Client {
 	t.Helper()
 	c, err := smtp.DialTLS(ts.Addr, ts.TLS)
+	return hello(t, c, err)
+}
+
+// hello takes a client just dialled (or the dial error), closes it when
+// the test ends and says EHLO client.test.
+func hello(t testing.TB, c *smtp.Client, err error) *smtp.Client {
+	t.Helper()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -207,26 +200,6 @@ func (ts *testServer) messages(t testing.TB) ([]*queue.Envelope, []string) {
 }
 
 const simpleMsg = "From: App <app@example.com>\r\nTo: user@dest.test\r\nSubject: hi\r\n\r\nHello.\r\n"
-
-// send runs MAIL, RCPT… and DATA and returns the first error.
-func send(c *smtp.Client, from string, to []string, msg string) error {
-	if err := c.Mail(from, nil); err != nil {
-		return err
-	}
-	for _, r := range to {
-		if err := c.Rcpt(r, nil); err != nil {
-			return err
-		}
-	}
-	w, err := c.Data()
-	if err != nil {
-		return err
-	}
-	if _, err := io.WriteString(w, msg); err != nil {
-		return err
-	}
-	return w.Close()
-}
 
 // code returns the SMTP reply code of err (0 if it is not a reply).
 func code(err error) int {

@@ -17,6 +17,7 @@ import (
 
 	"github.com/relayctl/relayctl/pkg/events"
 	"github.com/relayctl/relayctl/pkg/queue"
+	"github.com/relayctl/relayctl/pkg/smtptest"
 )
 
 func loopbackNets(t testing.TB) []*net.IPNet {
@@ -53,7 +54,7 @@ func TestTrustedNetworkRelaysAndFixesUpHeaders(t *testing.T) {
 	ts := startServer(t, Config{TrustedNetworks: loopbackNets(t)}, serverOpts{})
 	c := ts.dial(t)
 	msg := "From: app@example.com\r\nTo: a@dest.test\r\nSubject: x\r\n\r\nbody\r\n"
-	if err := send(c, "app@example.com", []string{"a@dest.test", "b@other.test", "A@dest.test"}, msg); err != nil {
+	if err := smtptest.Send(c, "app@example.com", []string{"a@dest.test", "b@other.test", "A@dest.test"}, msg); err != nil {
 		t.Fatalf("trusted client refused: %v", err)
 	}
 	envs, bodies := ts.messages(t)
@@ -89,7 +90,7 @@ func TestTrustedNetworkRelaysAndFixesUpHeaders(t *testing.T) {
 func TestMessageIDKept(t *testing.T) {
 	ts := startServer(t, Config{TrustedNetworks: loopbackNets(t)}, serverOpts{})
 	msg := "Message-ID: <abc@example.com>\r\nDate: Mon, 2 Jan 2006 15:04:05 +0000\r\n" + simpleMsg
-	if err := send(ts.dial(t), "app@example.com", []string{"a@dest.test"}, msg); err != nil {
+	if err := smtptest.Send(ts.dial(t), "app@example.com", []string{"a@dest.test"}, msg); err != nil {
 		t.Fatal(err)
 	}
 	envs, bodies := ts.messages(t)
@@ -151,7 +152,7 @@ func TestAuthMatrix(t *testing.T) {
 			if !strings.Contains(mechs, "PLAIN") || !strings.Contains(mechs, "LOGIN") {
 				t.Errorf("mechanisms %q", mechs)
 			}
-			if err := send(c, "app@example.com", []string{"x@dest.test"}, simpleMsg); err != nil {
+			if err := smtptest.Send(c, "app@example.com", []string{"x@dest.test"}, simpleMsg); err != nil {
 				t.Fatalf("authenticated submission refused: %v", err)
 			}
 			envs, _ := ts.messages(t)
@@ -267,11 +268,11 @@ func TestAllowedSenders(t *testing.T) {
 	msg := func(from string) string { return "From: " + from + "\r\nSubject: s\r\n\r\nb\r\n" }
 
 	wantCode(t, login().Mail("someone@example.com", nil), 553, "envelope sender outside allowed_senders")
-	wantCode(t, send(login(), "ceo@example.com", []string{"x@dest.test"}, msg("Boss <boss@example.com>")), 553, "From header outside allowed_senders")
-	if err := send(login(), "Invoices@Billing.Example.com", []string{"x@dest.test"}, msg("invoices@billing.example.com")); err != nil {
+	wantCode(t, smtptest.Send(login(), "ceo@example.com", []string{"x@dest.test"}, msg("Boss <boss@example.com>")), 553, "From header outside allowed_senders")
+	if err := smtptest.Send(login(), "Invoices@Billing.Example.com", []string{"x@dest.test"}, msg("invoices@billing.example.com")); err != nil {
 		t.Fatalf("allowed domain refused: %v", err)
 	}
-	if err := send(login(), "ceo@example.com", []string{"x@dest.test"}, msg("CEO <ceo@example.com>")); err != nil {
+	if err := smtptest.Send(login(), "ceo@example.com", []string{"x@dest.test"}, msg("CEO <ceo@example.com>")); err != nil {
 		t.Fatalf("allowed address refused: %v", err)
 	}
 	if envs, _ := ts.messages(t); len(envs) != 2 {
@@ -289,7 +290,7 @@ func TestLimits(t *testing.T) {
 	wantCode(t, c.Mail("a@example.com", &smtp.MailOptions{Size: 5000}), 552, "MAIL SIZE=5000")
 	c.Reset()
 	big := "From: a@example.com\r\n\r\n" + strings.Repeat("0123456789012345678901234567890123456789\r\n", 30)
-	wantCode(t, send(c, "a@example.com", []string{"x@dest.test"}, big), 552, "oversized DATA")
+	wantCode(t, smtptest.Send(c, "a@example.com", []string{"x@dest.test"}, big), 552, "oversized DATA")
 	c.Reset()
 	if err := c.Mail("a@example.com", nil); err != nil {
 		t.Fatal(err)
@@ -302,7 +303,7 @@ func TestLimits(t *testing.T) {
 	}
 	// The session is still usable after the refusals.
 	c.Reset()
-	if err := send(c, "a@example.com", []string{"x@dest.test"}, simpleMsg); err != nil {
+	if err := smtptest.Send(c, "a@example.com", []string{"x@dest.test"}, simpleMsg); err != nil {
 		t.Fatalf("after limits: %v", err)
 	}
 	if envs, _ := ts.messages(t); len(envs) != 1 {
@@ -451,9 +452,9 @@ func TestDSNParameters(t *testing.T) {
 func TestFromHeaderRequired(t *testing.T) {
 	ts := startServer(t, Config{TrustedNetworks: loopbackNets(t)}, serverOpts{})
 	c := ts.dial(t)
-	wantCode(t, send(c, "a@example.com", []string{"x@dest.test"}, "Subject: none\r\n\r\nb\r\n"), 550, "no From")
+	wantCode(t, smtptest.Send(c, "a@example.com", []string{"x@dest.test"}, "Subject: none\r\n\r\nb\r\n"), 550, "no From")
 	c.Reset()
-	wantCode(t, send(c, "a@example.com", []string{"x@dest.test"}, "From: a@example.com\r\nFrom: b@example.com\r\n\r\nb\r\n"), 550, "two From")
+	wantCode(t, smtptest.Send(c, "a@example.com", []string{"x@dest.test"}, "From: a@example.com\r\nFrom: b@example.com\r\n\r\nb\r\n"), 550, "two From")
 }
 
 func TestRcptCheckHook(t *testing.T) {
@@ -494,7 +495,7 @@ func TestRcptDropHook(t *testing.T) {
 	c := ts.dial(t)
 	msg := "From: a@example.com\r\nSubject: x\r\n\r\nbody\r\n"
 	// a duplicate of the dropped recipient is accepted and dropped once
-	if err := send(c, "a@example.com", []string{"gone@dest.test", "ok@dest.test", "GONE@dest.test"}, msg); err != nil {
+	if err := smtptest.Send(c, "a@example.com", []string{"gone@dest.test", "ok@dest.test", "GONE@dest.test"}, msg); err != nil {
 		t.Fatalf("mixed message: %v", err)
 	}
 	envs, err := ts.Q.List()
@@ -502,7 +503,7 @@ func TestRcptDropHook(t *testing.T) {
 		t.Fatalf("queued %+v %v", envs, err)
 	}
 	// every recipient dropped: 250, nothing queued
-	if err := send(c, "a@example.com", []string{"gone@dest.test"}, msg); err != nil {
+	if err := smtptest.Send(c, "a@example.com", []string{"gone@dest.test"}, msg); err != nil {
 		t.Fatalf("all-dropped message: %v", err)
 	}
 	if n := ts.Q.Len(); n != 1 {
@@ -624,7 +625,7 @@ func TestStorageFailureAnswers452(t *testing.T) {
 	if err := os.RemoveAll(dir); err != nil {
 		t.Fatal(err)
 	}
-	err = send(ts.dial(t), "a@example.com", []string{"x@dest.test"}, simpleMsg)
+	err = smtptest.Send(ts.dial(t), "a@example.com", []string{"x@dest.test"}, simpleMsg)
 	wantCode(t, err, 452, "enqueue on a refusing disk")
 	if !strings.Contains(err.Error(), "Insufficient system storage") {
 		t.Errorf("reply %v", err)
@@ -696,10 +697,10 @@ func TestBufferedBytesLimit(t *testing.T) {
 	ts := startServer(t, Config{TrustedNetworks: loopbackNets(t), MaxBufferedBytes: 300}, serverOpts{})
 	big := "From: a@example.com\r\n\r\n" + strings.Repeat("0123456789012345678901234567890123456789\r\n", 10)
 	c := ts.dial(t)
-	err := send(c, "a@example.com", []string{"x@dest.test"}, big)
+	err := smtptest.Send(c, "a@example.com", []string{"x@dest.test"}, big)
 	wantCode(t, err, 451, "DATA over the memory budget")
 	c.Reset()
-	if err := send(c, "a@example.com", []string{"x@dest.test"}, simpleMsg); err != nil {
+	if err := smtptest.Send(c, "a@example.com", []string{"x@dest.test"}, simpleMsg); err != nil {
 		t.Fatalf("small message after the refusal: %v", err)
 	}
 	if got := ts.buffered.Load(); got != 0 {
@@ -712,7 +713,7 @@ func TestBufferedBytesLimit(t *testing.T) {
 // forever).
 func TestLongLine(t *testing.T) {
 	ts := startServer(t, Config{TrustedNetworks: loopbackNets(t)}, serverOpts{})
-	err := send(ts.dial(t), "a@example.com", []string{"x@dest.test"}, "From: a@example.com\r\n\r\n"+strings.Repeat("x", 3000)+"\r\n")
+	err := smtptest.Send(ts.dial(t), "a@example.com", []string{"x@dest.test"}, "From: a@example.com\r\n\r\n"+strings.Repeat("x", 3000)+"\r\n")
 	wantCode(t, err, 550, "3000-octet line")
 	if envs, _ := ts.messages(t); len(envs) != 0 {
 		t.Fatal("queued")

@@ -268,6 +268,28 @@ func (ss *session) Logout() error {
 	return nil
 }
 
+// Send runs MAIL, RCPT for each of to, and DATA with msg on a client
+// that has said EHLO, and returns the first error (an *smtp.SMTPError
+// for a refusal).
+func Send(c *smtp.Client, from string, to []string, msg string) error {
+	if err := c.Mail(from, nil); err != nil {
+		return err
+	}
+	for _, r := range to {
+		if err := c.Rcpt(r, nil); err != nil {
+			return err
+		}
+	}
+	w, err := c.Data()
+	if err != nil {
+		return err
+	}
+	if _, err := io.WriteString(w, msg); err != nil {
+		return err
+	}
+	return w.Close()
+}
+
 // Reply is a convenience for hooks: an SMTP error reply.
 func Reply(code int, enhanced [3]int, text string) error {
 	return &smtp.SMTPError{Code: code, EnhancedCode: smtp.EnhancedCode(enhanced), Message: text}
