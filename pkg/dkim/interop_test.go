@@ -8,7 +8,6 @@ import (
 	"crypto/rsa"
 	"crypto/x509"
 	"encoding/base64"
-	"encoding/json"
 	"encoding/pem"
 	"fmt"
 	"os"
@@ -18,108 +17,12 @@ import (
 	"testing"
 
 	"github.com/relayctl/relayctl/pkg/dkim"
+	"github.com/relayctl/relayctl/pkg/dkimpytest"
 )
 
 // Interoperability with independent implementations: dkimpy (Debian
 // python3-dkim) and opendkim-tools. .ci/deps installs both; without them
 // these tests skip and say why.
-
-// dkimpyScript verifies and signs in one Python process per call (job in
-// a JSON file, results as JSON on stdout). Keys are fetched from the test
-// DNS server with dnspython through dkimpy's dnsfunc hook.
-const dkimpyScript = `
-import sys, json, base64, dkim
-import dns.resolver
-job = json.load(open(sys.argv[1]))
-host, port = job["dns"].rsplit(":", 1)
-res = dns.resolver.Resolver(configure=False)
-res.nameservers = [host]; res.port = int(port); res.lifetime = 5
-def dnsfunc(name, timeout=5):
-    if isinstance(name, bytes): name = name.decode()
-    try:
-        ans = res.resolve(name, "TXT")
-    except (dns.resolver.NXDOMAIN, dns.resolver.NoAnswer):
-        return None
-    for rr in ans:
-        return b"".join(rr.strings)
-out = {"verify": [], "sign": []}
-for f in job.get("verify", []):
-    msg = open(f, "rb").read()
-    d = dkim.DKIM(msg)
-    n = sum(1 for k, v in d.headers if k.lower() == b"dkim-signature")
-    oks = []
-    for i in range(n):
-        try:
-            oks.append(bool(dkim.DKIM(msg).verify(idx=i, dnsfunc=dnsfunc)))
-        except Exception as e:
-            oks.append(False)
-    out["verify"].append(oks)
-for s in job.get("sign", []):
-    msg = open(s["file"], "rb").read()
-    key = open(s["key"], "rb").read()
-    h, b = s["canon"].split("/")
-    sig = dkim.sign(msg, s["selector"].encode(), s["domain"].encode(), key,
-                    canonicalize=(h.encode(), b.encode()),
-                    signature_algorithm=s["algo"].encode())
-    open(s["out"], "wb").write(sig + msg)
-    out["sign"].append("ok")
-print(json.dumps(out))
-`
-
-type dkimpyJob struct {
-	DNS    string       `json:"dns"`
-	Verify []string     `json:"verify,omitempty"`
-	Sign   []dkimpySign `json:"sign,omitempty"`
-}
-
-type dkimpySign struct {
-	File, Key, Domain, Selector, Algo, Canon, Out string
-}
-
-func (s dkimpySign) MarshalJSON() ([]byte, error) {
-	return json.Marshal(map[string]string{"file": s.File, "key": s.Key, "domain": s.Domain,
-		"selector": s.Selector, "algo": s.Algo, "canon": s.Canon, "out": s.Out})
-}
-
-type dkimpyResult struct {
-	Verify [][]bool `json:"verify"`
-	Sign   []string `json:"sign"`
-}
-
-// dkimpy finds a Python that imports dkimpy (Debian's /usr/bin/python3
-// first: a python3 earlier in PATH may be another installation).
-func dkimpy(t *testing.T) string {
-	t.Helper()
-	for _, py := range []string{"/usr/bin/python3", "python3"} {
-		if exec.Command(py, "-c", "import dkim, dns.resolver, nacl").Run() == nil {
-			return py
-		}
-	}
-	t.Skip("dkimpy is not installed (Debian: python3-dkim, installed by .ci/deps); skipping the interoperability test")
-	return ""
-}
-
-func runDkimpy(t *testing.T, py string, job dkimpyJob) dkimpyResult {
-	t.Helper()
-	dir := t.TempDir()
-	script, jobFile := filepath.Join(dir, "interop.py"), filepath.Join(dir, "job.json")
-	os.WriteFile(script, []byte(dkimpyScript), 0o644)
-	b, _ := json.Marshal(job)
-	os.WriteFile(jobFile, b, 0o644)
-	out, err := exec.Command(py, script, jobFile).Output()
-	if err != nil {
-		var stderr []byte
-		if ee, ok := err.(*exec.ExitError); ok {
-			stderr = ee.Stderr
-		}
-		t.Fatalf("dkimpy: %v\n%s", err, stderr)
-	}
-	var res dkimpyResult
-	if err := json.Unmarshal(out, &res); err != nil {
-		t.Fatalf("dkimpy output: %v\n%s", err, out)
-	}
-	return res
-}
 
 // oddMessages are the formats that must round-trip between implementations.
 var oddMessages = map[string]string{
@@ -165,7 +68,7 @@ func makeInteropKeys(t *testing.T, dir string) interopKeys {
 // dkimpy, and dkimpy-signed ones verify in relayctl, for every odd format
 // and both canonicalizations.
 func TestInteropDkimpy(t *testing.T) {
-	py := dkimpy(t)
+	py := dkimpytest.Python(t)
 	dir := t.TempDir()
 	keys := makeInteropKeys(t, dir)
 	_, r := serve(t, keys.zone)
@@ -173,7 +76,7 @@ func TestInteropDkimpy(t *testing.T) {
 
 	type item struct{ name, file string }
 	var ours []item
-	job := dkimpyJob{DNS: host}
+	job := dkimpytest.Job{DNS: host}
 	var theirs []item
 	for name, msg := range oddMessages {
 		in := filepath.Join(dir, name+".eml")
@@ -199,7 +102,7 @@ func TestInteropDkimpy(t *testing.T) {
 				job.Verify = append(job.Verify, f)
 
 				tf := strings.TrimSuffix(f, ".ours.eml") + ".theirs.eml"
-				job.Sign = append(job.Sign, dkimpySign{File: in, Key: keyFile, Domain: "example.com", Selector: algo, Algo: algoName, Canon: canon, Out: tf})
+				job.Sign = append(job.Sign, dkimpytest.Sign{File: in, Key: keyFile, Domain: "example.com", Selector: algo, Algo: algoName, Canon: canon, Out: tf})
 				theirs = append(theirs, item{tag, tf})
 			}
 		}
@@ -210,12 +113,12 @@ func TestInteropDkimpy(t *testing.T) {
 	os.WriteFile(tampered, append(data, "tampered\r\n"...), 0o644)
 	job.Verify = append(job.Verify, tampered)
 
-	res := runDkimpy(t, py, job)
-	if last := res.Verify[len(res.Verify)-1]; len(last) != 1 || last[0] {
+	res := dkimpytest.Run(t, py, job)
+	if last := res.Verify[len(res.Verify)-1]; len(last) != 1 || last[0].OK {
 		t.Errorf("dkimpy accepted a tampered message: %v", last)
 	}
 	for i, it := range ours {
-		if len(res.Verify[i]) != 1 || !res.Verify[i][0] {
+		if len(res.Verify[i]) != 1 || !res.Verify[i][0].OK {
 			t.Errorf("dkimpy does not verify relayctl's signature: %s %v", it.name, res.Verify[i])
 		}
 	}
@@ -318,12 +221,12 @@ func TestInteropOpenDKIM(t *testing.T) {
 	// dkimpy as the referee: it verifies relayctl's signature with the
 	// opendkim key, and confirms opendkim's rsa-sha1 signature is intact
 	// (dkimpy still accepts sha1), so relayctl's refusal is policy.
-	py := dkimpy(t)
-	res := runDkimpy(t, py, dkimpyJob{DNS: r.Servers()[0], Verify: []string{ours, theirsFile}})
-	if !res.Verify[0][0] {
+	py := dkimpytest.Python(t)
+	res := dkimpytest.Run(t, py, dkimpytest.Job{DNS: r.Servers()[0], Verify: []string{ours, theirsFile}})
+	if !res.Verify[0][0].OK {
 		t.Error("dkimpy does not verify relayctl's signature made with opendkim-genkey's key")
 	}
-	if !res.Verify[1][0] {
+	if !res.Verify[1][0].OK {
 		t.Error("dkimpy does not verify opendkim-testmsg's signature")
 	}
 }

@@ -2,11 +2,9 @@ package relay
 
 import (
 	"bytes"
-	"encoding/json"
 	"fmt"
 	"net"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -14,6 +12,7 @@ import (
 	"time"
 
 	"github.com/relayctl/relayctl/pkg/dkim"
+	"github.com/relayctl/relayctl/pkg/dkimpytest"
 	"github.com/relayctl/relayctl/pkg/events"
 	"github.com/relayctl/relayctl/pkg/postfixtest"
 )
@@ -24,78 +23,6 @@ import (
 // sink captured. .ci/deps installs postfix and python3-dkim; without them
 // these tests skip and say why.
 
-// dkimpyVerify runs dkimpy on each message file and returns, per file,
-// whether every DKIM-Signature verified. Keys come from the test DNS
-// server through dkimpy's dnsfunc hook (dnspython pointed at it).
-const dkimpyVerifyScript = `
-import sys, json, dkim
-import dns.resolver
-host, port = sys.argv[1].rsplit(":", 1)
-res = dns.resolver.Resolver(configure=False)
-res.nameservers = [host]; res.port = int(port); res.lifetime = 5
-def dnsfunc(name, timeout=5):
-    if isinstance(name, bytes): name = name.decode()
-    try:
-        ans = res.resolve(name, "TXT")
-    except (dns.resolver.NXDOMAIN, dns.resolver.NoAnswer):
-        return None
-    for rr in ans:
-        return b"".join(rr.strings)
-out = []
-for f in sys.argv[2:]:
-    msg = open(f, "rb").read()
-    n = sum(1 for k, v in dkim.DKIM(msg).headers if k.lower() == b"dkim-signature")
-    oks = []
-    for i in range(n):
-        try:
-            oks.append(bool(dkim.DKIM(msg).verify(idx=i, dnsfunc=dnsfunc)))
-        except Exception as e:
-            oks.append("%s: %s" % (type(e).__name__, e))
-    out.append(oks)
-print(json.dumps(out))
-`
-
-func dkimpyPython(t *testing.T) string {
-	t.Helper()
-	for _, py := range []string{"/usr/bin/python3", "python3"} {
-		if exec.Command(py, "-c", "import dkim, dns.resolver, nacl").Run() == nil {
-			return py
-		}
-	}
-	t.Skip("dkimpy is not installed (Debian: python3-dkim, installed by .ci/deps); skipping the interoperability test")
-	return ""
-}
-
-func dkimpyVerify(t *testing.T, py, dnsAddr string, msgs [][]byte) [][]any {
-	t.Helper()
-	dir := t.TempDir()
-	script := filepath.Join(dir, "verify.py")
-	if err := os.WriteFile(script, []byte(dkimpyVerifyScript), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	args := []string{script, dnsAddr}
-	for i, m := range msgs {
-		f := filepath.Join(dir, fmt.Sprintf("msg%d.eml", i))
-		if err := os.WriteFile(f, m, 0o644); err != nil {
-			t.Fatal(err)
-		}
-		args = append(args, f)
-	}
-	out, err := exec.Command(py, args...).Output()
-	if err != nil {
-		var stderr []byte
-		if ee, ok := err.(*exec.ExitError); ok {
-			stderr = ee.Stderr
-		}
-		t.Fatalf("dkimpy: %v\n%s", err, stderr)
-	}
-	var res [][]any
-	if err := json.Unmarshal(out, &res); err != nil {
-		t.Fatalf("dkimpy output: %v\n%s", err, out)
-	}
-	return res
-}
-
 // TestDeliveryToPostfixSink closes the loop: a client submits to the
 // relay, the relay signs (Ed25519 for one sender domain, RSA-2048 for
 // another), finds the MX on the test DNS server and delivers to
@@ -103,7 +30,7 @@ func dkimpyVerify(t *testing.T, py, dnsAddr string, msgs [][]byte) [][]any {
 // byte for byte behind the relay's DKIM-Signature and Received fields,
 // and dkimpy verifies the signature on it.
 func TestDeliveryToPostfixSink(t *testing.T) {
-	py := dkimpyPython(t)
+	py := dkimpytest.Python(t)
 	sk := postfixtest.StartSink(t)
 
 	rsaKey, err := dkim.GenerateKey(dkim.AlgoRSA, 2048)
@@ -206,8 +133,8 @@ func TestDeliveryToPostfixSink(t *testing.T) {
 		return
 	}
 
-	for i, oks := range dkimpyVerify(t, py, l.dns.Addr(), captured) {
-		if len(oks) != 1 || oks[0] != true {
+	for i, oks := range dkimpytest.Verify(t, py, l.dns.Addr(), captured) {
+		if len(oks) != 1 || !oks[0].OK {
 			t.Errorf("%s: dkimpy on the message smtp-sink received: %v, want one signature that verifies", msgs[i].from, oks)
 		}
 	}
@@ -245,7 +172,7 @@ func dumpCaptures(ms []postfixtest.Message) string {
 // and Postfix's own Received field (which records ESMTPS), and dkimpy
 // still verifies the relay's signature after the second hop.
 func TestDeliveryThroughPostfixSTARTTLS(t *testing.T) {
-	py := dkimpyPython(t)
+	py := dkimpytest.Python(t)
 	sk := postfixtest.StartSink(t)
 	pf := postfixtest.Start(t, postfixtest.Options{RelayHost: sk.Addr, TLSNames: []string{"mx1.dest.test"}})
 	_, pfPort, _ := net.SplitHostPort(pf.Addr)
@@ -283,7 +210,7 @@ func TestDeliveryThroughPostfixSTARTTLS(t *testing.T) {
 	if !strings.Contains(relayAdded, "Received: from app.test") || !strings.Contains(relayAdded, "by relay.test (relayctl)") {
 		t.Errorf("no Received field from the relay:\n%s", relayAdded)
 	}
-	if res := dkimpyVerify(t, py, l.dns.Addr(), [][]byte{got.Data}); len(res[0]) != 1 || res[0][0] != true {
+	if res := dkimpytest.Verify(t, py, l.dns.Addr(), [][]byte{got.Data}); len(res[0]) != 1 || !res[0][0].OK {
 		t.Errorf("dkimpy after relayctl → Postfix → smtp-sink: %v", res[0])
 	}
 	pf.WaitLog(t, "status=sent", 1, 5*time.Second)
