@@ -74,12 +74,15 @@ RELAYCTL_RESOLVER=127.0.0.1:53), in that order of precedence.
 		},
 	}
 	root.SetVersionTemplate("relayctl {{.Version}}\n")
+	// Flag help wraps at 80 columns like the rest of the output; every
+	// subcommand inherits the template.
+	root.SetUsageTemplate(strings.ReplaceAll(root.UsageTemplate(), "FlagUsages ", fmt.Sprintf("FlagUsagesWrapped %d ", cmdutil.Width)))
 	pf := root.PersistentFlags()
-	pf.StringVar(&configPath, "config", "", "config file (default $XDG_CONFIG_HOME/relayctl/config.yaml)")
-	pf.String(cmdutil.KeyResolver, "", "DNS server(s) to ask, host:port[,host:port] (default: from /etc/resolv.conf)")
+	pf.StringVar(&configPath, "config", "", "config file (default: XDG config dir, see above)")
+	pf.String(cmdutil.KeyResolver, "", "DNS servers host:port[,…] (default: /etc/resolv.conf)")
 	pf.Duration(cmdutil.KeyTimeout, 5*time.Second, "timeout per DNS query")
 	pf.Bool(cmdutil.KeyJSON, false, "print one JSON object on stdout")
-	pf.Bool(cmdutil.KeyNoColor, false, "no colours (also NO_COLOR; plain when stdout is not a terminal)")
+	pf.Bool(cmdutil.KeyNoColor, false, "no colours (also NO_COLOR, or stdout not a terminal)")
 	pf.Bool(cmdutil.KeyStrict, false, "fail (exit 1) on warnings too")
 
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return &cmdutil.UsageError{Err: err} })

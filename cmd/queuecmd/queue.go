@@ -51,7 +51,7 @@ relay answers on the socket.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error { return cmd.Help() },
 	}
-	cmd.PersistentFlags().StringVar(&socket, "socket", "", "admin socket (default: serve.admin.socket, else admin.sock in serve.spool)")
+	cmd.PersistentFlags().StringVar(&socket, "socket", "", "admin socket (default: serve.admin.socket or SPOOL/admin.sock)")
 	client := func() *admin.Client { return admin.NewClient(Socket(f, socket)) }
 	cmd.AddCommand(newList(f, client), newShow(f, client), newRetry(f, client),
 		newAction(f, client, "hold", "Stop delivery attempts for a message until released", (*admin.Client).Hold),

@@ -39,7 +39,7 @@ func NewCmdReport(f *cmdutil.Factory, runF func(*Options) error) *cobra.Command 
 	o := &Options{F: f}
 	cmd := &cobra.Command{
 		Use:   "report",
-		Short: "Summarise the delivery log: delivered, deferred, bounced, slowest and failing destinations",
+		Short: "Summarise the delivery log: outcomes, bounce rate, slow domains",
 		Long: `Read the relay's delivery log (serve.delivery.log, or --log) and print the
 operator's summary for a window: recipients delivered, still deferred and
 bounced, the bounce rate, the deferral rate, TLS use, the destination domains

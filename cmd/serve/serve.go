@@ -53,7 +53,7 @@ func NewCmdServe(f *cmdutil.Factory, runF func(*Options) error) *cobra.Command {
 	o := &Options{F: f}
 	cmd := &cobra.Command{
 		Use:   "serve",
-		Short: "Run the relay: accept mail over SMTP, queue it on disk, deliver it to MX hosts",
+		Short: "Run the relay: accept, queue on disk, deliver to MX hosts",
 		Long: `Run relayctl's relay. Applications submit mail over SMTP (AUTH PLAIN/LOGIN
 against bcrypt hashes, or from trusted networks); every message is on disk and
 fsync'd before it is answered 250, then delivered to each recipient's MX host
@@ -91,7 +91,7 @@ Exit codes: 0 stopped cleanly, 2 invalid configuration, 3 could not start
 		},
 	}
 	fs := cmd.Flags()
-	fs.StringArrayVar(&o.Listen, "listen", nil, "ADDR, starttls://ADDR or tls://ADDR (repeatable)")
+	fs.StringArrayVar(&o.Listen, "listen", nil, "[starttls:// or tls://]ADDR (repeatable)")
 	fs.StringVar(&o.CertFile, "cert", "", "TLS certificate (PEM) for TLS listeners")
 	fs.StringVar(&o.KeyFile, "key", "", "TLS private key (PEM) for --cert")
 	fs.StringVar(&o.Spool, "spool", "", "queue directory (default: XDG state dir)")
@@ -99,10 +99,10 @@ Exit codes: 0 stopped cleanly, 2 invalid configuration, 3 could not start
 	fs.BoolVar(&o.InsecureAuth, "insecure-auth", false, "allow AUTH without TLS from the network")
 	fs.StringArrayVar(&o.TrustedNetworks, "trusted-network", nil, "CIDR relaying without AUTH (repeatable)")
 	fs.IntVar(&o.DeliveryPort, "delivery-port", 0, "port on MX hosts (default 25; labs)")
-	fs.StringArrayVar(&o.Routes, "route", nil, "DOMAIN=HOST:PORT or *=HOST:PORT (repeatable)")
+	fs.StringArrayVar(&o.Routes, "route", nil, "DOMAIN=HOST:PORT, * for all (repeatable)")
 	fs.StringVar(&o.DeliveryLog, "delivery-log", "", "JSON-lines log of delivery attempts")
 	fs.Int64Var(&o.MaxMessageBytes, "max-message-size", 0, "max message bytes (default 26214400)")
-	fs.StringVar(&o.LogLevel, "log-level", "info", "debug, info, warn or error")
+	fs.StringVar(&o.LogLevel, "log-level", "info", "debug|info|warn|error")
 
 	cmd.AddCommand(NewCmdHashPassword(f, nil))
 	return cmd

@@ -99,7 +99,7 @@ the relay runs. An entry "@example.com" suppresses a whole domain.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error { return cmd.Help() },
 	}
-	cmd.PersistentFlags().StringVar(&file, "file", "", "suppression list file (default: serve.suppression.file, else suppress.json in serve.spool)")
+	cmd.PersistentFlags().StringVar(&file, "file", "", "list file (default: serve.suppression.file or SPOOL/suppress.json)")
 	cmd.AddCommand(newList(f, &file), newAdd(f, &file), newRemove(f, &file), newImport(f, &file), newExport(f, &file))
 	return cmd
 }
