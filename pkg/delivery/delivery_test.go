@@ -186,7 +186,7 @@ func TestGreylisting(t *testing.T) {
 	port := freePort(t)
 	mx1 := startSink(t, sinkOpts{ip: "127.0.0.2", port: port, decide: func(cmd, arg string, n int) error {
 		if cmd == "RCPT" && n == 1 {
-			return reply(451, [3]int{4, 7, 1}, "greylisted, try again later")
+			return smtptest.Reply(451, [3]int{4, 7, 1}, "greylisted, try again later")
 		}
 		return nil
 	}})
@@ -214,9 +214,9 @@ func TestMixedRecipientsAndBounceDSN(t *testing.T) {
 	mx1 := startSink(t, sinkOpts{ip: "127.0.0.2", port: port, decide: func(cmd, arg string, n int) error {
 		switch {
 		case cmd == "RCPT" && arg == "later@example.test":
-			return reply(452, [3]int{4, 2, 2}, "mailbox full")
+			return smtptest.Reply(452, [3]int{4, 2, 2}, "mailbox full")
 		case cmd == "RCPT" && arg == "nobody@example.test":
-			return reply(550, [3]int{5, 1, 1}, "no such user")
+			return smtptest.Reply(550, [3]int{5, 1, 1}, "no such user")
 		}
 		return nil
 	}})
@@ -361,7 +361,7 @@ func TestDelayAndExpiry(t *testing.T) {
 	port := freePort(t)
 	startSink(t, sinkOpts{ip: "127.0.0.2", port: port, decide: func(cmd, arg string, n int) error {
 		if cmd == "RCPT" {
-			return reply(421, [3]int{4, 3, 2}, "try later")
+			return smtptest.Reply(421, [3]int{4, 3, 2}, "try later")
 		}
 		return nil
 	}})
@@ -453,7 +453,7 @@ func TestNotifyHonoured(t *testing.T) {
 	port := freePort(t)
 	startSink(t, sinkOpts{ip: "127.0.0.2", port: port, noDSN: true, decide: func(cmd, arg string, n int) error {
 		if cmd == "RCPT" && arg == "gone@example.test" {
-			return reply(550, [3]int{5, 1, 1}, "no such user")
+			return smtptest.Reply(550, [3]int{5, 1, 1}, "no such user")
 		}
 		return nil
 	}})
@@ -504,7 +504,7 @@ func TestIPv6FallsBackToIPv4(t *testing.T) {
 	v6.Close()
 	startSink(t, sinkOpts{ip: "::1", port: port, decide: func(cmd, arg string, n int) error {
 		if cmd == "MAIL" {
-			return reply(550, [3]int{5, 7, 25}, "no PTR for your IPv6 address")
+			return smtptest.Reply(550, [3]int{5, 7, 25}, "no PTR for your IPv6 address")
 		}
 		return nil
 	}})
@@ -630,7 +630,7 @@ func TestKill9MidDelivery(t *testing.T) {
 			case <-release:
 			case <-time.After(10 * time.Second):
 			}
-			return reply(451, [3]int{4, 3, 0}, "client went away")
+			return smtptest.Reply(451, [3]int{4, 3, 0}, "client went away")
 		}
 		return nil
 	}})

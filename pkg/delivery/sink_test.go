@@ -21,6 +21,10 @@ import (
 
 // sink is a real go-smtp receiving server on a loopback address, for
 // delivery tests. Its decide hook chooses the reply to each command.
+// It is not pkg/smtptest because delivery tests need what that receiver
+// does not do: several MXs on one port at different loopback addresses
+// (127.0.0.2-4, ::1), DSN (RFC 3461) on or off, a SIZE limit, the MAIL
+// and RCPT parameters as received, and per-command attempt counts.
 type sink struct {
 	Addr string
 	mu   sync.Mutex
@@ -168,10 +172,6 @@ func (ss *sinkSession) Data(r io.Reader) error {
 
 func (ss *sinkSession) Reset()        { ss.cur = sunk{} }
 func (ss *sinkSession) Logout() error { return nil }
-
-func reply(code int, enh [3]int, text string) error {
-	return &smtp.SMTPError{Code: code, EnhancedCode: smtp.EnhancedCode(enh), Message: text}
-}
 
 func selfSigned(t testing.TB) tls.Certificate {
 	t.Helper()
