@@ -25,14 +25,13 @@ type deliverer struct {
 
 // job is one message to the recipients of one domain.
 type job struct {
-	from       string
-	size       int64
-	ret        queue.DSNRet
-	envID      string
-	smtputf8   bool
-	rcpts      []queue.Recipient
-	open       func() (io.ReadCloser, error)
-	noNotifyOn bool
+	from     string
+	size     int64
+	ret      queue.DSNRet
+	envID    string
+	smtputf8 bool
+	rcpts    []queue.Recipient
+	open     func() (io.ReadCloser, error)
 	// perConn caps the messages one connection carries (0: no limit;
 	// Config.Throttle).
 	perConn int
