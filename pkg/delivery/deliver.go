@@ -190,10 +190,7 @@ func (d *deliverer) transact(ctx context.Context, s *session, j job) (res []outc
 		f := fail(err)
 		var se *smtp.SMTPError
 		if errors.As(err, &se) {
-			if !f.Permanent {
-				f.Permanent = false // 4xx to MAIL: try the next host
-			}
-			return nil, f, s.c.Reset() == nil
+			return nil, f, s.c.Reset() == nil // a 4xx to MAIL: the caller tries the next host
 		}
 		return nil, f, false
 	}
