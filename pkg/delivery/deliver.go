@@ -45,9 +45,9 @@ type outcome struct {
 	remoteDSN bool // the receiver took NOTIFY/ORCPT: it reports success itself
 }
 
-func resultOf(addr string, f *failure, permanent bool) outcome {
+func resultOf(addr string, f *failure) outcome {
 	o := events.Deferred
-	if permanent {
+	if f.Permanent {
 		o = events.Bounced
 	}
 	return outcome{Result: Result{Recipient: addr, Outcome: o, Code: f.Code, Enhanced: f.Enhanced,
@@ -61,7 +61,7 @@ func (d *deliverer) deliverDomain(ctx context.Context, domain string, j job) []o
 	all := func(f *failure) []outcome {
 		out := make([]outcome, len(j.rcpts))
 		for i, r := range j.rcpts {
-			out[i] = resultOf(r.Address, f, f.Permanent)
+			out[i] = resultOf(r.Address, f)
 		}
 		return out
 	}
