@@ -128,16 +128,13 @@ func (d *deliverer) try(ctx context.Context, t target, addr string, j job) ([]ou
 	if f != nil && s.reused && f.Code == 0 && !f.Permanent {
 		// A cached connection the server had closed: once more on a fresh one.
 		s.close()
-		s, err := d.dial(ctx, t, addr, false)
-		if err != nil {
+		var err error
+		if s, err = d.dial(ctx, t, addr, false); err != nil {
 			f := failureOf(err, nil, t.Host, ip)
 			f.Permanent = false
 			return nil, f
 		}
 		res, f, reusable = d.transact(ctx, s, j)
-		s.sent++
-		d.release(s, reusable && (j.perConn <= 0 || s.sent < j.perConn))
-		return res, f
 	}
 	s.sent++
 	d.release(s, reusable && (j.perConn <= 0 || s.sent < j.perConn))
