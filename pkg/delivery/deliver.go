@@ -162,6 +162,14 @@ func (d *deliverer) transact(ctx context.Context, s *session, j job) (res []outc
 		return outcome{Result: Result{Recipient: addr, Outcome: o, Code: code, Enhanced: enh,
 			Response: strings.TrimSpace(fmt.Sprintf("%d %s %s", code, enh, text)), Host: host, IP: ip, TLS: s.tls}}
 	}
+	// refused is the outcome of a recipient the server answered ff for.
+	refused := func(addr string, ff *failure) outcome {
+		o := events.Deferred
+		if ff.Permanent {
+			o = events.Bounced
+		}
+		return result(addr, ff.Code, ff.Enhanced, ff.Text, o)
+	}
 	if j.smtputf8 && !s.has("SMTPUTF8") {
 		// RFC 6531 §3.2: cannot be downgraded; bounce.
 		return nil, &failure{Permanent: true, Enhanced: "5.6.7", Text: host + " does not support SMTPUTF8", Host: host, IP: ip, TLS: s.tls}, true
@@ -203,12 +211,7 @@ func (d *deliverer) transact(ctx context.Context, s *session, j job) (res []outc
 		if !errors.As(err, &se) {
 			return nil, fail(err), false // connection lost: try elsewhere
 		}
-		ff := fail(err)
-		o := events.Deferred
-		if ff.Permanent {
-			o = events.Bounced
-		}
-		res[i] = result(r.Address, ff.Code, ff.Enhanced, ff.Text, o)
+		res[i] = refused(r.Address, fail(err))
 	}
 	if len(accepted) == 0 {
 		return res, nil, s.c.Reset() == nil
@@ -224,11 +227,7 @@ func (d *deliverer) transact(ctx context.Context, s *session, j job) (res []outc
 			return nil, ff, s.c.Reset() == nil // refused over IPv6: let the caller try IPv4
 		}
 		for _, i := range accepted {
-			o := events.Deferred
-			if ff.Permanent {
-				o = events.Bounced
-			}
-			res[i] = result(j.rcpts[i].Address, ff.Code, ff.Enhanced, ff.Text, o)
+			res[i] = refused(j.rcpts[i].Address, ff)
 		}
 		return res, nil, s.c.Reset() == nil
 	}
@@ -260,11 +259,7 @@ func (d *deliverer) transact(ctx context.Context, s *session, j job) (res []outc
 			return nil, ff, true
 		}
 		for _, i := range accepted {
-			o := events.Deferred
-			if ff.Permanent {
-				o = events.Bounced
-			}
-			res[i] = result(j.rcpts[i].Address, ff.Code, ff.Enhanced, ff.Text, o)
+			res[i] = refused(j.rcpts[i].Address, ff)
 		}
 		return res, nil, true
 	}
