@@ -257,9 +257,8 @@ func checkBlocklist(ctx context.Context, o Options, rep *report.Report) *dnsbl.R
 	}
 	a = a.Unmap()
 	res := o.Blocklist.Check(ctx, []dnsbl.Target{{Input: a.String(), Addr: a}})
-	failed := map[string]int{}
 	var order []string
-	first := map[string]string{}
+	first := map[string]string{} // list (zone) -> its first error
 	for _, q := range res.Queries {
 		switch q.Status() {
 		case "listed":
@@ -270,11 +269,10 @@ func checkBlocklist(ctx context.Context, o Options, rep *report.Report) *dnsbl.R
 			rep.Error("blocklist.listed", "%s", msg)
 		case "error":
 			k := q.List + " (" + q.Zone + ")"
-			if failed[k] == 0 {
+			if _, seen := first[k]; !seen {
 				order = append(order, k)
 				first[k] = q.Error
 			}
-			failed[k]++
 		}
 	}
 	for _, k := range order {
