@@ -105,9 +105,8 @@ func allRun(ctx context.Context, opts *AllOptions) error {
 		if opts.Message == "" || po.IP == nil {
 			return cmdutil.Usagef("--mail-from needs --message and --ip")
 		}
-		at := strings.LastIndexByte(po.MailFrom, '@')
-		if at <= 0 || dmDomainArg(dmarc.Normalize(po.MailFrom[at+1:])) != nil {
-			return cmdutil.Usagef("--mail-from: %q is not an email address", opts.MailFrom)
+		if err := dmMailFromArg(po.MailFrom, opts.MailFrom); err != nil {
+			return err
 		}
 	}
 	if opts.Message != "" {
