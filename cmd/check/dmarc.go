@@ -288,6 +288,12 @@ func dmIgnore(f *cmdutil.Factory, flag []string) []string {
 	if len(vals) == 0 {
 		vals = f.Config.GetStringSlice("ignore")
 	}
+	return dmSplitList(vals)
+}
+
+// dmSplitList splits each value at commas and white space (a list given
+// in one flag value, config string or environment variable).
+func dmSplitList(vals []string) []string {
 	var out []string
 	for _, v := range vals {
 		out = append(out, strings.FieldsFunc(v, func(r rune) bool { return r == ',' || r == ' ' || r == '\t' || r == '\n' })...)
