@@ -133,18 +133,9 @@ func spfRun(ctx context.Context, o *SPFOptions) error {
 	rep.Result = out
 
 	auditor := &spf.Auditor{Resolver: res}
-	audit, err := auditor.Audit(ctx, domain)
-	if err != nil {
-		// The root record could not be fetched: say which server failed.
-		rep.Incomplete = true
-		rep.Warn("spf.dns-error", "%s: %v", domain, spf.DNSCause(err))
-	}
+	audit, err := auditor.AuditInto(ctx, domain, rep)
 	if audit != nil {
 		out.Record, out.Lookups, out.VoidLookups, out.Tree = audit.Record, audit.Lookups, audit.VoidLookups, audit.Tree
-		rep.Findings = append(rep.Findings, audit.Findings...)
-		if audit.Incomplete {
-			rep.Incomplete = true
-		}
 	}
 
 	if ip != nil && err == nil {

@@ -160,17 +160,9 @@ type SPFResult struct {
 // of `check spf`.
 func checkSPF(ctx context.Context, o Options, rep *report.Report) *SPFResult {
 	out := &SPFResult{}
-	audit, err := (&spf.Auditor{Resolver: o.Resolver}).Audit(ctx, o.Domain)
-	if err != nil {
-		rep.Incomplete = true
-		rep.Warn("spf.dns-error", "%s: %v", o.Domain, spf.DNSCause(err))
-	}
+	audit, err := (&spf.Auditor{Resolver: o.Resolver}).AuditInto(ctx, o.Domain, rep)
 	if audit != nil {
 		out.Record, out.Lookups, out.VoidLookups, out.Tree = audit.Record, audit.Lookups, audit.VoidLookups, audit.Tree
-		rep.Findings = append(rep.Findings, audit.Findings...)
-		if audit.Incomplete {
-			rep.Incomplete = true
-		}
 	}
 	if o.IP == nil || err != nil {
 		return out
