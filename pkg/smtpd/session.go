@@ -363,7 +363,7 @@ func (ss *session) Data(r io.Reader) error {
 		id := queue.NewID(now)
 		ss.droppedEvents(id, msgID, "", now)
 		ss.s.log.Info("dropped", "id", id, "client", ss.ipS, "from", ss.from, "rcpts", len(ss.dropped), "message_id", msgID)
-		return &smtp.SMTPError{Code: 250, EnhancedCode: smtp.EnhancedCode{2, 0, 0}, Message: "OK: queued as " + id}
+		return queuedAs(id)
 	}
 
 	var sig string
@@ -426,8 +426,12 @@ func (ss *session) Data(r io.Reader) error {
 		cfg.Queued(env)
 	}
 	ss.droppedEvents(id, msgID, env.Stream, now)
-	// A 250 that names the queue id, so the client can quote it
-	// (go-smtp writes the reply of a returned *SMTPError as it is).
+	return queuedAs(id)
+}
+
+// queuedAs is the 250 that names the queue id, so the client can quote
+// it (go-smtp writes the reply of a returned *SMTPError as it is).
+func queuedAs(id string) error {
 	return &smtp.SMTPError{Code: 250, EnhancedCode: smtp.EnhancedCode{2, 0, 0}, Message: "OK: queued as " + id}
 }
 
