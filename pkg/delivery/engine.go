@@ -242,10 +242,7 @@ func (e *Engine) Run(ctx context.Context) error {
 						delete(e.streams, stream)
 					}
 					e.mu.Unlock()
-					select {
-					case e.kick <- struct{}{}:
-					default:
-					}
+					e.wake()
 				}()
 			}
 		}
@@ -344,6 +341,11 @@ func (e *Engine) RetryNow(ids ...string) {
 			e.cfg.Log.Error("retry", "id", id, "err", err)
 		}
 	}
+	e.wake()
+}
+
+// wake makes Run look at the queue again soon (a pending wake is enough).
+func (e *Engine) wake() {
 	select {
 	case e.kick <- struct{}{}:
 	default:
