@@ -107,13 +107,23 @@ func ValidDomain(d string) error {
 	return nil
 }
 
-func keygenRun(f *cmdutil.Factory, opts *KeygenOptions) error {
-	domain := strings.TrimSuffix(strings.ToLower(strings.TrimSpace(opts.Domain)), ".")
+// signingDomain normalises --domain (lower case, no trailing dot) and
+// checks it and --selector, returning a usage error for either.
+func signingDomain(domain, selector string) (string, error) {
+	domain = strings.TrimSuffix(strings.ToLower(strings.TrimSpace(domain)), ".")
 	if err := ValidDomain(domain); err != nil {
-		return cmdutil.Usagef("--domain: %v", err)
+		return "", cmdutil.Usagef("--domain: %v", err)
 	}
-	if err := dkim.ValidSelector(opts.Selector); err != nil {
-		return cmdutil.Usagef("--selector: %v", err)
+	if err := dkim.ValidSelector(selector); err != nil {
+		return "", cmdutil.Usagef("--selector: %v", err)
+	}
+	return domain, nil
+}
+
+func keygenRun(f *cmdutil.Factory, opts *KeygenOptions) error {
+	domain, err := signingDomain(opts.Domain, opts.Selector)
+	if err != nil {
+		return err
 	}
 	algo := strings.ToLower(opts.Algo)
 	switch algo {

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -102,12 +101,9 @@ func readInput(f *cmdutil.Factory, file string) ([]byte, error) {
 }
 
 func signRun(f *cmdutil.Factory, opts *SignOptions) error {
-	domain := strings.TrimSuffix(strings.ToLower(strings.TrimSpace(opts.Domain)), ".")
-	if err := ValidDomain(domain); err != nil {
-		return cmdutil.Usagef("--domain: %v", err)
-	}
-	if err := dkim.ValidSelector(opts.Selector); err != nil {
-		return cmdutil.Usagef("--selector: %v", err)
+	domain, err := signingDomain(opts.Domain, opts.Selector)
+	if err != nil {
+		return err
 	}
 	hc, bc, err := dkim.ParseCanon(opts.Canon)
 	if err != nil {

@@ -23,13 +23,10 @@ func zoneTXT(name, value string) string {
 func serve(t testing.TB, zone string) (*dnstest.Server, *dnsclient.Client) {
 	t.Helper()
 	srv := dnstest.Start(t, zone)
-	c, err := dnsclient.New([]string{srv.Addr()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return srv, c
+	return srv, clientFor(t, srv)
 }
 
+// clientFor returns a client asking srv.
 func clientFor(t testing.TB, srv *dnstest.Server) *dnsclient.Client {
 	t.Helper()
 	c, err := dnsclient.New([]string{srv.Addr()})

@@ -212,9 +212,9 @@ func auditRSA(k *KeyRecord, der []byte, add func(string, report.Severity, string
 	}
 	k.Key, k.Bits = rpk, rpk.N.BitLen()
 	switch {
-	case k.Bits < 1024:
+	case k.Bits < MinRSABits:
 		add(CodeKeyTooShort, report.SeverityError, "RSA key is %d bits: verifiers must not accept keys under 1024 bits (RFC 8301 §3.2)", k.Bits)
-	case k.Bits < 2048:
+	case k.Bits < RecommendedRSABits:
 		add(CodeKeyShort, report.SeverityWarning, "RSA key is %d bits: signers should use at least 2048 (RFC 8301 §3.2); some receivers distrust 1024", k.Bits)
 	}
 }

@@ -430,3 +430,26 @@ func TestGiveUpOnSilentList(t *testing.T) {
 		t.Errorf("%+v", res.Summary)
 	}
 }
+
+// An SPF "mx" or "a" term naming the domain's own MX hosts or the domain
+// itself does not ask DNS the same question again.
+func TestDiscoveryAsksOnce(t *testing.T) {
+	srv := dnstest.Start(t, `
+own.example.      MX  10 mx.own.example.
+own.example.      MX  20 mx.own.example.
+own.example.      A   192.0.2.80
+own.example.      TXT "v=spf1 mx a mx/31 a:mx.own.example -all"
+mx.own.example.   A   192.0.2.81
+`)
+	res := checker(t, srv, "zen.spamhaus.org").Check(context.Background(), targetsOf(t, "own.example"))
+	seen := map[string]bool{}
+	for _, q := range srv.Log() {
+		if seen[q] {
+			t.Errorf("asked twice: %s", q)
+		}
+		seen[q] = true
+	}
+	if n := len(res.Targets[0].IPs); n < 2 {
+		t.Errorf("addresses %+v", res.Targets[0].IPs)
+	}
+}

@@ -57,6 +57,7 @@ func (c *collector) fail(err error) {
 // (RFC 7208 §5).
 func discover(ctx context.Context, r dnsclient.Resolver, domain string, info *TargetInfo) {
 	c := &collector{info: info, index: map[netip.Addr]int{}}
+	r = &askOnce{r: r, calls: map[question]*answer{}}
 	var wg sync.WaitGroup
 	wg.Add(2)
 	go func() { defer wg.Done(); c.mx(ctx, r, domain, "MX", true, -1, -1) }()
@@ -64,6 +65,45 @@ func discover(ctx context.Context, r dnsclient.Resolver, domain string, info *Ta
 	wg.Wait()
 	slices.SortStableFunc(info.IPs, func(a, b SourceIP) int { return a.addr.Compare(b.addr) })
 	info.Addresses = len(info.IPs)
+}
+
+// askOnce asks each question once and gives every asker its answer: the
+// MX and SPF walks of one domain meet the same names (an SPF "mx" or "a"
+// term names the domain's own MX hosts or the domain, several MX hosts
+// may be one), and run at the same time.
+type askOnce struct {
+	r     dnsclient.Resolver
+	mu    sync.Mutex
+	calls map[question]*answer
+}
+
+type question struct {
+	name  string
+	qtype uint16
+}
+
+type answer struct {
+	done chan struct{}
+	resp *dnsclient.Response
+	err  error
+}
+
+func (o *askOnce) Exchange(ctx context.Context, name string, qtype uint16) (*dnsclient.Response, error) {
+	q := question{strings.ToLower(strings.TrimSuffix(name, ".")), qtype}
+	o.mu.Lock()
+	a, asked := o.calls[q]
+	if !asked {
+		a = &answer{done: make(chan struct{})}
+		o.calls[q] = a
+	}
+	o.mu.Unlock()
+	if asked {
+		<-a.done
+		return a.resp, a.err
+	}
+	a.resp, a.err = o.r.Exchange(ctx, name, qtype)
+	close(a.done)
+	return a.resp, a.err
 }
 
 // mx adds the addresses of domain's MX hosts, labelled "<label> host".

@@ -67,7 +67,9 @@ func probes(z Zone) []Probe {
 	return ps
 }
 
-// nibbles is QueryName for an IPv6 address without unmapping it.
+// nibbles is the IPv6 query name of a under zone (RFC 5782 §2.4: 32
+// nibbles reversed), without unmapping a (the self-test needs the
+// IPv4-mapped test points as they are).
 func nibbles(zone string, a netip.Addr) string {
 	const hex = "0123456789abcdef"
 	o := a.As16()

@@ -196,22 +196,11 @@ func ReadTargets(r io.Reader, name string, force bool) ([]Target, error) {
 // domain in a domain list (§3: the name itself), under zone.
 func QueryName(zone string, addr netip.Addr) string {
 	addr = addr.Unmap()
-	var b strings.Builder
 	if addr.Is4() {
 		o := addr.As4()
-		fmt.Fprintf(&b, "%d.%d.%d.%d.", o[3], o[2], o[1], o[0])
-	} else {
-		const hex = "0123456789abcdef"
-		o := addr.As16()
-		for i := 15; i >= 0; i-- {
-			b.WriteByte(hex[o[i]&0xf])
-			b.WriteByte('.')
-			b.WriteByte(hex[o[i]>>4])
-			b.WriteByte('.')
-		}
+		return fmt.Sprintf("%d.%d.%d.%d.%s", o[3], o[2], o[1], o[0], zone)
 	}
-	b.WriteString(zone)
-	return b.String()
+	return nibbles(zone, addr)
 }
 
 // DomainQueryName is the name to look up for a domain in a domain list
