@@ -105,9 +105,8 @@ func allRun(ctx context.Context, opts *AllOptions) error {
 		if opts.Message == "" || po.IP == nil {
 			return cmdutil.Usagef("--mail-from needs --message and --ip")
 		}
-		at := strings.LastIndexByte(po.MailFrom, '@')
-		if at <= 0 || dmDomainArg(dmarc.Normalize(po.MailFrom[at+1:])) != nil {
-			return cmdutil.Usagef("--mail-from: %q is not an email address", opts.MailFrom)
+		if err := dmMailFromArg(po.MailFrom, opts.MailFrom); err != nil {
+			return err
 		}
 	}
 	if opts.Message != "" {
@@ -149,13 +148,7 @@ func allRun(ctx context.Context, opts *AllOptions) error {
 // allBlocklistZones reads the blocklist.* configuration keys that
 // `relayctl blocklist` uses (zones, add-zones, dqs-key).
 func allBlocklistZones(f *cmdutil.Factory) ([]dnsbl.Zone, error) {
-	list := func(key string) []string {
-		var out []string
-		for _, s := range f.Config.GetStringSlice(key) {
-			out = append(out, strings.FieldsFunc(s, func(r rune) bool { return r == ',' || r == ' ' || r == '\t' || r == '\n' })...)
-		}
-		return out
-	}
+	list := func(key string) []string { return dmSplitList(f.Config.GetStringSlice(key)) }
 	specs := dnsbl.DefaultZones
 	if z := list(blocklist.KeyZones); len(z) > 0 {
 		specs = z

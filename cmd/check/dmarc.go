@@ -118,9 +118,8 @@ func dmarcMessageRun(ctx context.Context, opts *DMARCOptions) error {
 		}
 	}
 	if mo.MailFrom != "" {
-		at := strings.LastIndexByte(mo.MailFrom, '@')
-		if at <= 0 || dmDomainArg(dmarc.Normalize(mo.MailFrom[at+1:])) != nil {
-			return cmdutil.Usagef("--mail-from: %q is not an email address", opts.MailFrom)
+		if err := dmMailFromArg(mo.MailFrom, opts.MailFrom); err != nil {
+			return err
 		}
 	}
 	if mo.HELO != "" && dmDomainArg(mo.HELO) != nil {
@@ -289,11 +288,27 @@ func dmIgnore(f *cmdutil.Factory, flag []string) []string {
 	if len(vals) == 0 {
 		vals = f.Config.GetStringSlice("ignore")
 	}
+	return dmSplitList(vals)
+}
+
+// dmSplitList splits each value at commas and white space (a list given
+// in one flag value, config string or environment variable).
+func dmSplitList(vals []string) []string {
 	var out []string
 	for _, v := range vals {
 		out = append(out, strings.FieldsFunc(v, func(r rune) bool { return r == ',' || r == ' ' || r == '\t' || r == '\n' })...)
 	}
 	return out
+}
+
+// dmMailFromArg checks a --mail-from address (addr, trimmed from raw): a
+// local part and a domain after the last "@".
+func dmMailFromArg(addr, raw string) error {
+	at := strings.LastIndexByte(addr, '@')
+	if at <= 0 || dmDomainArg(dmarc.Normalize(addr[at+1:])) != nil {
+		return cmdutil.Usagef("--mail-from: %q is not an email address", raw)
+	}
+	return nil
 }
 
 // dmDomainArg checks a DOMAIN argument: bad input is a usage error (exit 2).

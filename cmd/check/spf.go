@@ -133,18 +133,9 @@ func spfRun(ctx context.Context, o *SPFOptions) error {
 	rep.Result = out
 
 	auditor := &spf.Auditor{Resolver: res}
-	audit, err := auditor.Audit(ctx, domain)
-	if err != nil {
-		// The root record could not be fetched: say which server failed.
-		rep.Incomplete = true
-		rep.Warn("spf.dns-error", "%s: %v", domain, spf.DNSCause(err))
-	}
+	audit, err := auditor.AuditInto(ctx, domain, rep)
 	if audit != nil {
 		out.Record, out.Lookups, out.VoidLookups, out.Tree = audit.Record, audit.Lookups, audit.VoidLookups, audit.Tree
-		rep.Findings = append(rep.Findings, audit.Findings...)
-		if audit.Incomplete {
-			rep.Incomplete = true
-		}
 	}
 
 	if ip != nil && err == nil {
@@ -206,24 +197,8 @@ func writeSPFHuman(w io.Writer, st *cmdutil.Styles, rep *report.Report, r *spfRe
 		} else {
 			fmt.Fprintf(w, "  %-12s%s\n", "matched", st.Dim.Render("nothing (default result)"))
 		}
-		if ev.Explanation != "" {
-			for i, l := range cmdutil.Wrap(ev.Explanation, cmdutil.Width-14) {
-				label := ""
-				if i == 0 {
-					label = "explanation"
-				}
-				fmt.Fprintf(w, "  %-12s%s\n", label, l)
-			}
-		}
-		if ev.Error != "" {
-			for i, l := range cmdutil.Wrap(ev.Error, cmdutil.Width-14) {
-				label := ""
-				if i == 0 {
-					label = "reason"
-				}
-				fmt.Fprintf(w, "  %-12s%s\n", label, l)
-			}
-		}
+		evalText(w, "explanation", ev.Explanation)
+		evalText(w, "reason", ev.Error)
 		fmt.Fprintf(w, "  %-12s%d DNS-querying terms, %d void\n", "lookups", ev.Lookups, ev.VoidLookups)
 		if len(ev.Trace) > 0 {
 			fmt.Fprintf(w, "  %s\n", "evaluated")
@@ -251,6 +226,20 @@ func writeSPFHuman(w io.Writer, st *cmdutil.Styles, rep *report.Report, r *spfRe
 		st.WriteFindings(w, rep.Findings)
 	}
 	return nil
+}
+
+// evalText prints a wrapped text of the check_host() section with its
+// label on the first line; nothing when text is empty.
+func evalText(w io.Writer, label, text string) {
+	if text == "" {
+		return
+	}
+	for i, l := range cmdutil.Wrap(text, cmdutil.Width-14) {
+		if i > 0 {
+			label = ""
+		}
+		fmt.Fprintf(w, "  %-12s%s\n", label, l)
+	}
 }
 
 func budget(st *cmdutil.Styles, n, limit int) string {

@@ -25,14 +25,13 @@ type deliverer struct {
 
 // job is one message to the recipients of one domain.
 type job struct {
-	from       string
-	size       int64
-	ret        queue.DSNRet
-	envID      string
-	smtputf8   bool
-	rcpts      []queue.Recipient
-	open       func() (io.ReadCloser, error)
-	noNotifyOn bool
+	from     string
+	size     int64
+	ret      queue.DSNRet
+	envID    string
+	smtputf8 bool
+	rcpts    []queue.Recipient
+	open     func() (io.ReadCloser, error)
 	// perConn caps the messages one connection carries (0: no limit;
 	// Config.Throttle).
 	perConn int
@@ -46,9 +45,9 @@ type outcome struct {
 	remoteDSN bool // the receiver took NOTIFY/ORCPT: it reports success itself
 }
 
-func resultOf(addr string, f *failure, permanent bool) outcome {
+func resultOf(addr string, f *failure) outcome {
 	o := events.Deferred
-	if permanent {
+	if f.Permanent {
 		o = events.Bounced
 	}
 	return outcome{Result: Result{Recipient: addr, Outcome: o, Code: f.Code, Enhanced: f.Enhanced,
@@ -62,7 +61,7 @@ func (d *deliverer) deliverDomain(ctx context.Context, domain string, j job) []o
 	all := func(f *failure) []outcome {
 		out := make([]outcome, len(j.rcpts))
 		for i, r := range j.rcpts {
-			out[i] = resultOf(r.Address, f, f.Permanent)
+			out[i] = resultOf(r.Address, f)
 		}
 		return out
 	}
@@ -129,16 +128,13 @@ func (d *deliverer) try(ctx context.Context, t target, addr string, j job) ([]ou
 	if f != nil && s.reused && f.Code == 0 && !f.Permanent {
 		// A cached connection the server had closed: once more on a fresh one.
 		s.close()
-		s, err := d.dial(ctx, t, addr, false)
-		if err != nil {
+		var err error
+		if s, err = d.dial(ctx, t, addr, false); err != nil {
 			f := failureOf(err, nil, t.Host, ip)
 			f.Permanent = false
 			return nil, f
 		}
 		res, f, reusable = d.transact(ctx, s, j)
-		s.sent++
-		d.release(s, reusable && (j.perConn <= 0 || s.sent < j.perConn))
-		return res, f
 	}
 	s.sent++
 	d.release(s, reusable && (j.perConn <= 0 || s.sent < j.perConn))
@@ -166,6 +162,14 @@ func (d *deliverer) transact(ctx context.Context, s *session, j job) (res []outc
 		return outcome{Result: Result{Recipient: addr, Outcome: o, Code: code, Enhanced: enh,
 			Response: strings.TrimSpace(fmt.Sprintf("%d %s %s", code, enh, text)), Host: host, IP: ip, TLS: s.tls}}
 	}
+	// refused is the outcome of a recipient the server answered ff for.
+	refused := func(addr string, ff *failure) outcome {
+		o := events.Deferred
+		if ff.Permanent {
+			o = events.Bounced
+		}
+		return result(addr, ff.Code, ff.Enhanced, ff.Text, o)
+	}
 	if j.smtputf8 && !s.has("SMTPUTF8") {
 		// RFC 6531 §3.2: cannot be downgraded; bounce.
 		return nil, &failure{Permanent: true, Enhanced: "5.6.7", Text: host + " does not support SMTPUTF8", Host: host, IP: ip, TLS: s.tls}, true
@@ -191,10 +195,7 @@ func (d *deliverer) transact(ctx context.Context, s *session, j job) (res []outc
 		f := fail(err)
 		var se *smtp.SMTPError
 		if errors.As(err, &se) {
-			if !f.Permanent {
-				f.Permanent = false // 4xx to MAIL: try the next host
-			}
-			return nil, f, s.c.Reset() == nil
+			return nil, f, s.c.Reset() == nil // a 4xx to MAIL: the caller tries the next host
 		}
 		return nil, f, false
 	}
@@ -210,12 +211,7 @@ func (d *deliverer) transact(ctx context.Context, s *session, j job) (res []outc
 		if !errors.As(err, &se) {
 			return nil, fail(err), false // connection lost: try elsewhere
 		}
-		ff := fail(err)
-		o := events.Deferred
-		if ff.Permanent {
-			o = events.Bounced
-		}
-		res[i] = result(r.Address, ff.Code, ff.Enhanced, ff.Text, o)
+		res[i] = refused(r.Address, fail(err))
 	}
 	if len(accepted) == 0 {
 		return res, nil, s.c.Reset() == nil
@@ -231,11 +227,7 @@ func (d *deliverer) transact(ctx context.Context, s *session, j job) (res []outc
 			return nil, ff, s.c.Reset() == nil // refused over IPv6: let the caller try IPv4
 		}
 		for _, i := range accepted {
-			o := events.Deferred
-			if ff.Permanent {
-				o = events.Bounced
-			}
-			res[i] = result(j.rcpts[i].Address, ff.Code, ff.Enhanced, ff.Text, o)
+			res[i] = refused(j.rcpts[i].Address, ff)
 		}
 		return res, nil, s.c.Reset() == nil
 	}
@@ -267,11 +259,7 @@ func (d *deliverer) transact(ctx context.Context, s *session, j job) (res []outc
 			return nil, ff, true
 		}
 		for _, i := range accepted {
-			o := events.Deferred
-			if ff.Permanent {
-				o = events.Bounced
-			}
-			res[i] = result(j.rcpts[i].Address, ff.Code, ff.Enhanced, ff.Text, o)
+			res[i] = refused(j.rcpts[i].Address, ff)
 		}
 		return res, nil, true
 	}

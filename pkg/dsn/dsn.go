@@ -20,6 +20,8 @@ import (
 	"mime"
 	"strings"
 	"time"
+
+	"github.com/relayctl/relayctl/pkg/compose"
 )
 
 // Action is the RFC 3464 §2.3.3 Action field.
@@ -181,14 +183,14 @@ func Build(rep Report, orig io.Reader) ([]byte, error) {
 		if returnFull {
 			w("Content-Type: message/rfc822")
 			w("")
-			b.Write(toCRLF(full))
+			b.Write(compose.ToCRLF(full))
 			if !bytes.HasSuffix(full, []byte("\n")) {
 				w("")
 			}
 		} else {
 			w("Content-Type: text/rfc822-headers")
 			w("")
-			b.Write(toCRLF(header(full)))
+			b.Write(compose.ToCRLF(header(full)))
 		}
 	}
 	w("--%s--", boundary)
@@ -303,26 +305,6 @@ func header(msg []byte) []byte {
 		return append(append([]byte(nil), msg...), '\r', '\n')
 	}
 	return msg
-}
-
-// toCRLF turns bare LF and bare CR into CRLF so the report is valid SMTP
-// data whatever the original contained.
-func toCRLF(b []byte) []byte {
-	var out bytes.Buffer
-	out.Grow(len(b) + len(b)/40)
-	for i := 0; i < len(b); i++ {
-		c := b[i]
-		switch {
-		case c == '\r' && i+1 < len(b) && b[i+1] == '\n':
-			out.WriteString("\r\n")
-			i++
-		case c == '\r' || c == '\n':
-			out.WriteString("\r\n")
-		default:
-			out.WriteByte(c)
-		}
-	}
-	return out.Bytes()
 }
 
 // clean makes s safe for one header line: no CR/LF or other controls.

@@ -160,17 +160,9 @@ type SPFResult struct {
 // of `check spf`.
 func checkSPF(ctx context.Context, o Options, rep *report.Report) *SPFResult {
 	out := &SPFResult{}
-	audit, err := (&spf.Auditor{Resolver: o.Resolver}).Audit(ctx, o.Domain)
-	if err != nil {
-		rep.Incomplete = true
-		rep.Warn("spf.dns-error", "%s: %v", o.Domain, spf.DNSCause(err))
-	}
+	audit, err := (&spf.Auditor{Resolver: o.Resolver}).AuditInto(ctx, o.Domain, rep)
 	if audit != nil {
 		out.Record, out.Lookups, out.VoidLookups, out.Tree = audit.Record, audit.Lookups, audit.VoidLookups, audit.Tree
-		rep.Findings = append(rep.Findings, audit.Findings...)
-		if audit.Incomplete {
-			rep.Incomplete = true
-		}
 	}
 	if o.IP == nil || err != nil {
 		return out
@@ -257,9 +249,8 @@ func checkBlocklist(ctx context.Context, o Options, rep *report.Report) *dnsbl.R
 	}
 	a = a.Unmap()
 	res := o.Blocklist.Check(ctx, []dnsbl.Target{{Input: a.String(), Addr: a}})
-	failed := map[string]int{}
 	var order []string
-	first := map[string]string{}
+	first := map[string]string{} // list (zone) -> its first error
 	for _, q := range res.Queries {
 		switch q.Status() {
 		case "listed":
@@ -270,11 +261,10 @@ func checkBlocklist(ctx context.Context, o Options, rep *report.Report) *dnsbl.R
 			rep.Error("blocklist.listed", "%s", msg)
 		case "error":
 			k := q.List + " (" + q.Zone + ")"
-			if failed[k] == 0 {
+			if _, seen := first[k]; !seen {
 				order = append(order, k)
 				first[k] = q.Error
 			}
-			failed[k]++
 		}
 	}
 	for _, k := range order {

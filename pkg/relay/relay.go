@@ -183,13 +183,7 @@ func New(cfg Config, log *slog.Logger) (_ *Relay, err error) {
 		return nil, fmt.Errorf("relay: %w", err)
 	}
 
-	scfg := cfg.SMTP
-	scfg.RcptCheck = cfg.Hooks.RcptCheck
-	scfg.RcptDrop = cfg.Hooks.RcptDrop
-	scfg.Classify = cfg.Hooks.Classify
-	scfg.Queued = cfg.Hooks.Queued
-	scfg.Events = r.emit
-	if r.SMTP, err = smtpd.New(scfg, r.Queue, log); err != nil {
+	if r.SMTP, err = smtpd.New(r.smtpConfig(cfg), r.Queue, log); err != nil {
 		return nil, &ConfigError{fmt.Errorf("relay: %w", err)}
 	}
 
@@ -204,6 +198,18 @@ func New(cfg Config, log *slog.Logger) (_ *Relay, err error) {
 		}
 	}
 	return r, nil
+}
+
+// smtpConfig is cfg's SMTP settings wired to the relay's hooks and
+// event sinks (the hooks are those the relay was built with).
+func (r *Relay) smtpConfig(cfg Config) smtpd.Config {
+	scfg := cfg.SMTP
+	scfg.RcptCheck = r.cfg.Hooks.RcptCheck
+	scfg.RcptDrop = r.cfg.Hooks.RcptDrop
+	scfg.Classify = r.cfg.Hooks.Classify
+	scfg.Queued = r.cfg.Hooks.Queued
+	scfg.Events = r.emit
+	return scfg
 }
 
 func (r *Relay) emit(e events.Event) {
@@ -304,12 +310,7 @@ func (r *Relay) Reload(cfg Config) error {
 		cfg.Hostname = r.cfg.Hostname
 	}
 	cfg.SMTP.Hostname = cfg.Hostname
-	scfg := cfg.SMTP
-	scfg.RcptCheck = r.cfg.Hooks.RcptCheck
-	scfg.RcptDrop = r.cfg.Hooks.RcptDrop
-	scfg.Classify = r.cfg.Hooks.Classify
-	scfg.Queued = r.cfg.Hooks.Queued
-	scfg.Events = r.emit
+	scfg := r.smtpConfig(cfg)
 	// Re-read certificates first so a bad file changes nothing.
 	type pending struct {
 		cs   *certStore

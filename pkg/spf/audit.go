@@ -192,6 +192,26 @@ func (a *Auditor) Audit(ctx context.Context, domain string) (*AuditResult, error
 	return res, nil
 }
 
+// AuditInto is Audit that also adds what it found to rep, as `check spf`
+// and `check all` report it: the record findings and, when the root
+// record could not be fetched, an "spf.dns-error" warning. A failed
+// lookup or a partial tree sets rep.Incomplete. The dns-error warning
+// names the server that failed (DNSCause).
+func (a *Auditor) AuditInto(ctx context.Context, domain string, rep *report.Report) (*AuditResult, error) {
+	audit, err := a.Audit(ctx, domain)
+	if err != nil {
+		rep.Incomplete = true
+		rep.Warn("spf.dns-error", "%s: %v", domain, DNSCause(err))
+	}
+	if audit != nil {
+		rep.Findings = append(rep.Findings, audit.Findings...)
+		if audit.Incomplete {
+			rep.Incomplete = true
+		}
+	}
+	return audit, err
+}
+
 // shortError names a record problem in a few words for the tree; the
 // finding has the details.
 func shortError(err error) string {

@@ -563,11 +563,7 @@ func hasSuffixFold(s, suffix string) bool {
 // leads back to it (RFC 7208 §5.5): at most 10 PTR names are looked at,
 // and DNS errors only drop names.
 func (e *eval) validatedNames(countVoid bool) []string {
-	rev, err := dns.ReverseAddr(e.ip.String())
-	if err != nil {
-		return nil
-	}
-	resp, err := e.c.Resolver.Exchange(e.ctx, rev, dns.TypePTR)
+	ptrs, resp, err := dnsclient.LookupPTR(e.ctx, e.c.Resolver, e.ip)
 	if err != nil {
 		return nil
 	}
@@ -575,23 +571,16 @@ func (e *eval) validatedNames(countVoid bool) []string {
 		e.voids++
 	}
 	var out []string
-	for i, rr := range resp.Records() {
+	for i, ptr := range ptrs {
 		if i >= MaxPTRNames { // §4.6.4: extra names are ignored
 			break
 		}
-		name := strings.TrimSuffix(rr.(*dns.PTR).Ptr, ".")
-		ar, err := e.c.Resolver.Exchange(e.ctx, name, e.addrType())
+		name := strings.TrimSuffix(ptr, ".")
+		addrs, _, err := dnsclient.LookupIP(e.ctx, e.c.Resolver, name, e.addrType())
 		if err != nil {
 			continue
 		}
-		for _, a := range ar.Records() {
-			var addr net.IP
-			switch v := a.(type) {
-			case *dns.A:
-				addr = v.A
-			case *dns.AAAA:
-				addr = v.AAAA
-			}
+		for _, addr := range addrs {
 			if addr.Equal(e.ip) {
 				out = append(out, name)
 				break
