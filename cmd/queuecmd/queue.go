@@ -128,6 +128,29 @@ func apiErr(rep *report.Report, err error) error {
 	return err
 }
 
+// eachID runs call for every ID, maps its errors with apiErr (going on
+// past the ones that become findings), notes each success with done, adds
+// the successes to res and writes the report.
+func eachID(f *cmdutil.Factory, rep *report.Report, res admin.ActionResult, ids []string, call func(id string) (admin.ActionResult, error), done func(id string, r admin.ActionResult)) error {
+	for _, id := range ids {
+		r, err := call(id)
+		if err != nil {
+			if err := apiErr(rep, err); err != nil {
+				return err
+			}
+			continue
+		}
+		res.IDs = append(res.IDs, id)
+		res.Recipients += r.Recipients
+		done(id, r)
+	}
+	rep.Result = res
+	return f.Output(rep, func(w io.Writer, st *cmdutil.Styles) error {
+		st.WriteFindings(w, rep.Findings)
+		return nil
+	})
+}
+
 func ctx(cmd *cobra.Command) context.Context {
 	if c := cmd.Context(); c != nil {
 		return c
@@ -347,22 +370,10 @@ func newRetry(f *cmdutil.Factory, client func() *admin.Client) *cobra.Command {
 				}
 				rep.Info("queue.retried", "%d message(s), %d recipient(s) due now", len(r.IDs), r.Recipients)
 			}
-			for _, id := range args {
-				r, err := c.Retry(ctx(cmd), id)
-				if err != nil {
-					if err := apiErr(rep, err); err != nil {
-						return err
-					}
-					continue
-				}
-				res.IDs = append(res.IDs, r.IDs...)
-				res.Recipients += r.Recipients
+			return eachID(f, rep, res, args, func(id string) (admin.ActionResult, error) {
+				return c.Retry(ctx(cmd), id)
+			}, func(id string, r admin.ActionResult) {
 				rep.Info("queue.retried", "%s: %d recipient(s) due now", id, r.Recipients)
-			}
-			rep.Result = res
-			return f.Output(rep, func(w io.Writer, st *cmdutil.Styles) error {
-				st.WriteFindings(w, rep.Findings)
-				return nil
 			})
 		},
 	}
@@ -380,23 +391,10 @@ func newAction(f *cmdutil.Factory, client func() *admin.Client, verb, short stri
 		Args:    cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			rep := report.New("queue "+verb, strings.Join(args, ","))
-			res := admin.ActionResult{IDs: []string{}}
-			for _, id := range args {
-				r, err := fn(client(), ctx(cmd), id)
-				if err != nil {
-					if err := apiErr(rep, err); err != nil {
-						return err
-					}
-					continue
-				}
-				res.IDs = append(res.IDs, id)
-				res.Recipients += r.Recipients
+			return eachID(f, rep, admin.ActionResult{IDs: []string{}}, args, func(id string) (admin.ActionResult, error) {
+				return fn(client(), ctx(cmd), id)
+			}, func(id string, r admin.ActionResult) {
 				rep.Info("queue."+past, "%s: %d recipient(s) %s", id, r.Recipients, past)
-			}
-			rep.Result = res
-			return f.Output(rep, func(w io.Writer, st *cmdutil.Styles) error {
-				st.WriteFindings(w, rep.Findings)
-				return nil
 			})
 		},
 	}
@@ -420,27 +418,14 @@ themselves).`,
 				return cmdutil.Usagef("--reason goes with --bounce")
 			}
 			rep := report.New("queue delete", strings.Join(args, ","))
-			res := admin.ActionResult{IDs: []string{}}
-			for _, id := range args {
-				r, err := client().Delete(ctx(cmd), id, bounce, reason)
-				if err != nil {
-					if err := apiErr(rep, err); err != nil {
-						return err
-					}
-					continue
-				}
-				res.IDs = append(res.IDs, id)
-				res.Recipients += r.Recipients
-				how := "deleted"
-				if bounce {
-					how = "bounced to the sender and deleted"
-				}
-				rep.Info("queue.deleted", "%s: %s (%d recipient(s) pending)", id, how, r.Recipients)
+			how := "deleted"
+			if bounce {
+				how = "bounced to the sender and deleted"
 			}
-			rep.Result = res
-			return f.Output(rep, func(w io.Writer, st *cmdutil.Styles) error {
-				st.WriteFindings(w, rep.Findings)
-				return nil
+			return eachID(f, rep, admin.ActionResult{IDs: []string{}}, args, func(id string) (admin.ActionResult, error) {
+				return client().Delete(ctx(cmd), id, bounce, reason)
+			}, func(id string, r admin.ActionResult) {
+				rep.Info("queue.deleted", "%s: %s (%d recipient(s) pending)", id, how, r.Recipients)
 			})
 		},
 	}

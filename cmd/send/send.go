@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"slices"
 	"strings"
 	"time"
 
@@ -220,14 +221,7 @@ func (o *Options) prepare() (*Prepared, error) {
 
 func appendUnique(list []string, add ...string) []string {
 	for _, a := range add {
-		dup := false
-		for _, l := range list {
-			if strings.EqualFold(l, a) {
-				dup = true
-				break
-			}
-		}
-		if !dup {
+		if !slices.ContainsFunc(list, func(l string) bool { return strings.EqualFold(l, a) }) {
 			list = append(list, a)
 		}
 	}

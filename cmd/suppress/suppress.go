@@ -171,10 +171,9 @@ func newAdd(f *cmdutil.Factory, file *string) *cobra.Command {
   relayctl suppress add @spamtrap.example`,
 		Args: cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			for _, a := range args {
-				if _, err := suppress.Normalize(a); err != nil {
-					return &cmdutil.UsageError{Err: err}
-				}
+			addrs, err := normalize(args)
+			if err != nil {
+				return err
 			}
 			s, err := Open(f, *file)
 			if err != nil {
@@ -182,15 +181,14 @@ func newAdd(f *cmdutil.Factory, file *string) *cobra.Command {
 			}
 			rep := report.New("suppress add", strings.Join(args, ","))
 			var added []string
-			for _, a := range args {
-				e := suppress.Entry{Address: a, Source: suppress.Manual, Reason: reason}
+			for i, n := range addrs {
+				e := suppress.Entry{Address: args[i], Source: suppress.Manual, Reason: reason}
 				if expires > 0 {
 					e.Expires = f.Now().Add(expires).UTC()
 				}
 				if err := s.Add(e); err != nil {
 					return err
 				}
-				n, _ := suppress.Normalize(a)
 				added = append(added, n)
 				rep.Info("suppress.added", "%s suppressed", n)
 			}
@@ -216,10 +214,9 @@ func newRemove(f *cmdutil.Factory, file *string) *cobra.Command {
 		Example: `  relayctl suppress remove user@example.org`,
 		Args:    cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			for _, a := range args {
-				if _, err := suppress.Normalize(a); err != nil {
-					return &cmdutil.UsageError{Err: err}
-				}
+			addrs, err := normalize(args)
+			if err != nil {
+				return err
 			}
 			s, err := Open(f, *file)
 			if err != nil {
@@ -227,12 +224,11 @@ func newRemove(f *cmdutil.Factory, file *string) *cobra.Command {
 			}
 			rep := report.New("suppress remove", strings.Join(args, ","))
 			removed := []string{}
-			for _, a := range args {
-				found, err := s.Remove(a)
+			for i, n := range addrs {
+				found, err := s.Remove(args[i])
 				if err != nil {
 					return err
 				}
-				n, _ := suppress.Normalize(a)
 				if found {
 					removed = append(removed, n)
 					rep.Info("suppress.removed", "%s no longer suppressed", n)
@@ -247,6 +243,20 @@ func newRemove(f *cmdutil.Factory, file *string) *cobra.Command {
 			})
 		},
 	}
+}
+
+// normalize checks every argument is an address or @domain (exit 2
+// otherwise) and returns them normalized.
+func normalize(args []string) ([]string, error) {
+	addrs := make([]string, len(args))
+	for i, a := range args {
+		n, err := suppress.Normalize(a)
+		if err != nil {
+			return nil, &cmdutil.UsageError{Err: err}
+		}
+		addrs[i] = n
+	}
+	return addrs, nil
 }
 
 func newImport(f *cmdutil.Factory, file *string) *cobra.Command {

@@ -210,14 +210,14 @@ func (f Filter) Match(env *queue.Envelope) bool {
 		if f.State != "" && r.State != f.State {
 			return false
 		}
-		if f.Domain != "" {
-			_, d, _ := strings.Cut(r.Address, "@")
-			if !strings.EqualFold(d, strings.TrimSuffix(f.Domain, ".")) {
-				return false
-			}
-		}
-		return true
+		return f.Domain == "" || atDomain(r.Address, f.Domain)
 	})
+}
+
+// atDomain reports whether addr is at domain (a trailing dot ignored).
+func atDomain(addr, domain string) bool {
+	_, d, _ := strings.Cut(addr, "@")
+	return strings.EqualFold(d, strings.TrimSuffix(domain, "."))
 }
 
 func filterOf(r *http.Request) (Filter, error) {
@@ -315,7 +315,7 @@ func (s *Server) makeDue(id string, now time.Time, domain string) (int, error) {
 		n = 0
 		for i := range env.Recipients {
 			rc := &env.Recipients[i]
-			if _, d, _ := strings.Cut(rc.Address, "@"); domain != "" && !strings.EqualFold(d, strings.TrimSuffix(domain, ".")) {
+			if domain != "" && !atDomain(rc.Address, domain) {
 				continue
 			}
 			if rc.State == queue.StateQueued || rc.State == queue.StateDeferred {

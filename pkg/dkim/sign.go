@@ -346,6 +346,7 @@ func SignatureHeader(msg []byte, o SignOptions) (string, error) {
 func Normalize(msg []byte) (out []byte, changed bool) {
 	out, changed = ToCRLF(msg)
 	if headerEnd(out) < 0 {
+		out = out[:len(out):len(out)] // never append into the caller's array
 		if !bytes.HasSuffix(out, []byte("\r\n")) {
 			out = append(out, "\r\n"...)
 		}

@@ -44,7 +44,6 @@ type Message struct {
 	Data []byte
 	TLS  bool
 	User string
-	At   time.Time
 	// Helo is the client's EHLO/HELO name, RemoteIP its address.
 	Helo, RemoteIP string
 }
@@ -59,14 +58,10 @@ type Server struct {
 	// RootCAs trusts the server's certificate.
 	RootCAs *x509.CertPool
 
-	srv *smtp.Server
-
 	mu        sync.Mutex
 	msgs      []Message
 	hook      Hook
 	conns     int
-	open      int
-	maxOpen   int
 	delivered chan struct{}
 }
 
@@ -77,11 +72,8 @@ func Start(t testing.TB, opts Options) *Server {
 	be := smtp.BackendFunc(func(c *smtp.Conn) (smtp.Session, error) {
 		s.mu.Lock()
 		s.conns++
-		s.open++
-		s.maxOpen = max(s.maxOpen, s.open)
 		s.mu.Unlock()
-		_, isTLS := c.TLSConnectionState()
-		return &session{s: s, users: opts.Users, tls: isTLS, conn: c}, nil
+		return &session{s: s, users: opts.Users, conn: c}, nil
 	})
 	srv := smtp.NewServer(be)
 	srv.Domain = opts.Domain
@@ -109,7 +101,6 @@ func Start(t testing.TB, opts Options) *Server {
 		}
 	}
 	s.Addr = l.Addr().String()
-	s.srv = srv
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
@@ -148,13 +139,6 @@ func (s *Server) Conns() int {
 	return s.conns
 }
 
-// MaxConcurrent is the largest number of simultaneous sessions seen.
-func (s *Server) MaxConcurrent() int {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.maxOpen
-}
-
 // Wait returns once n messages have been accepted, failing the test
 // after timeout.
 func (s *Server) Wait(t testing.TB, n int, timeout time.Duration) []Message {
@@ -186,7 +170,6 @@ type session struct {
 	s     *Server
 	conn  *smtp.Conn
 	users map[string]string
-	tls   bool
 	user  string
 	from  string
 	to    []string
@@ -248,7 +231,7 @@ func (ss *session) Data(r io.Reader) error {
 	_, isTLS := ss.conn.TLSConnectionState()
 	ss.s.mu.Lock()
 	ip, _, _ := net.SplitHostPort(ss.conn.Conn().RemoteAddr().String())
-	ss.s.msgs = append(ss.s.msgs, Message{From: ss.from, To: ss.to, Data: data, TLS: isTLS || ss.tls, User: ss.user, At: time.Now(),
+	ss.s.msgs = append(ss.s.msgs, Message{From: ss.from, To: ss.to, Data: data, TLS: isTLS, User: ss.user,
 		Helo: ss.conn.Hostname(), RemoteIP: ip})
 	ss.s.mu.Unlock()
 	select {
@@ -261,12 +244,7 @@ func (ss *session) Data(r io.Reader) error {
 
 func (ss *session) Reset() { ss.from, ss.to = "", nil }
 
-func (ss *session) Logout() error {
-	ss.s.mu.Lock()
-	ss.s.open--
-	ss.s.mu.Unlock()
-	return nil
-}
+func (ss *session) Logout() error { return nil }
 
 // Send runs MAIL, RCPT for each of to, and DATA with msg on a client
 // that has said EHLO, and returns the first error (an *smtp.SMTPError

@@ -161,29 +161,21 @@ func (p *Policy) Get(name string) Stream {
 // Streams lists the configured streams.
 func (p *Policy) Streams() []Stream { return append([]Stream(nil), p.cfg.Streams...) }
 
-// Priority is the priority of the named stream.
+// Priority is the priority of the named stream; "" (like any unknown
+// name) is the default stream.
 func (p *Policy) Priority(name string) int {
-	if name == "" {
-		name = p.cfg.Default
-	}
 	return p.Get(name).Priority
 }
 
 // MaxInflight is the named stream's cap on deliveries in flight (0:
 // none); "" is the default stream.
 func (p *Policy) MaxInflight(name string) int {
-	if name == "" {
-		name = p.cfg.Default
-	}
 	return p.Get(name).MaxInflight
 }
 
 // Identity is the source IP and EHLO name of the named stream ("" for
 // the relay's defaults).
 func (p *Policy) Identity(name string) (sourceIP, hello string) {
-	if name == "" {
-		name = p.cfg.Default
-	}
 	s := p.Get(name)
 	return s.SourceIP, s.Hello
 }

@@ -21,6 +21,7 @@ import (
 	"net/textproto"
 	"os"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -348,14 +349,7 @@ func (c *client) auth(host string) (string, error) {
 		return "", fmt.Errorf("%w: not sending the password to %s without TLS", ErrPolicy, c.opts.Addr)
 	}
 	offered := strings.Fields(strings.ToUpper(mechs))
-	has := func(m string) bool {
-		for _, o := range offered {
-			if o == m {
-				return true
-			}
-		}
-		return false
-	}
+	has := func(m string) bool { return slices.Contains(offered, m) }
 	enc := base64.StdEncoding.EncodeToString
 	switch {
 	case has("PLAIN"):

@@ -398,7 +398,7 @@ func (s *Store) Add(e Entry) error {
 		e.Source = Manual
 	}
 	if strings.ContainsAny(e.Reason, "\r\n") {
-		e.Reason = strings.Join(strings.Fields(e.Reason), " ")
+		e.Reason = oneLine(e.Reason)
 	}
 	return s.update(func(d *fileData) (bool, error) {
 		s.entries[a] = e
